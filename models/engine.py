@@ -1,0 +1,119 @@
+"""Step engines: one compiled LSTM step for a fixed batch of B sensor slots.
+
+    step(x[B, F], h[B, H], c[B, H], mask[B]) -> (prediction[B], h'[B, H], c'[B, H])
+
+State goes in and out explicitly (no ``stateful=True`` layer, no ``model.predict``): the caller
+owns every sensor's h and c. ``step_rows`` is the hot path: it gathers the chosen rows of the
+caller's state tables straight into the engine's input buffers, runs one step, and scatters
+the new state back into those rows only; padding slots are masked and rows not named are never
+touched.
+
+Backends, measured by ``anomalyd bench step`` (docs/performance.md): ``litert`` runs the
+artifact's flat buffer in the LiteRT interpreter and needs no TensorFlow; ``tf`` and ``xla``
+trace the Keras layers into a ``tf.function`` (optionally XLA-compiled) and are kept for
+comparison and for machines where the interpreter is unavailable.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from anomalyd.models.artifact import Artifact
+
+BACKENDS = ("litert", "tf", "xla")
+# Tensor names in the step program (models.tf_engines.compile_step_program): the inputs keep
+# their placeholder names, the outputs are numbered in the order prediction, h', c'.
+INPUT_NAMES = ("x", "h", "c", "mask")
+OUTPUT_NAMES = ("Identity", "Identity_1", "Identity_2")
+
+
+class StepEngine(Protocol):
+    batch_size: int
+    n_features: int
+    state_width: int
+
+    def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray,
+             mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step over a full batch; returns new arrays (inputs are not modified)."""
+
+    def step_rows(self, h_table: np.ndarray, c_table: np.ndarray, rows: np.ndarray,
+                  x: np.ndarray) -> np.ndarray:
+        """Step the given rows (at most B, unique) in place in the tables; returns predictions."""
+
+
+class _BufferedEngine:
+    """Shared gather/step/scatter around a backend's ``_invoke`` on full-size buffers."""
+
+    def __init__(self, batch_size: int, n_features: int, state_width: int) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size, self.n_features, self.state_width = batch_size, n_features, state_width
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _invoke(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, x, h, c, mask):
+        x_in, h_in, c_in, mask_in = self._buffers()
+        x_in[...], h_in[...], c_in[...], mask_in[...] = x, h, c, mask
+        del x_in, h_in, c_in, mask_in  # LiteRT refuses to run while views of its memory live
+        prediction, h_out, c_out = self._invoke()
+        return prediction.copy(), h_out.copy(), c_out.copy()
+
+    def step_rows(self, h_table, c_table, rows, x):
+        n = len(rows)
+        if n > self.batch_size:
+            raise ValueError(f"{n} rows do not fit a batch of {self.batch_size}")
+        x_in, h_in, c_in, mask_in = self._buffers()
+        x_in[:n] = x
+        # mode="clip" lets take() write straight into the buffer (mode="raise" buffers first).
+        np.take(h_table, rows, axis=0, out=h_in[:n], mode="clip")
+        np.take(c_table, rows, axis=0, out=c_in[:n], mode="clip")
+        mask_in[:n] = 1.0
+        mask_in[n:] = 0.0
+        del x_in, h_in, c_in, mask_in
+        prediction, h_out, c_out = self._invoke()
+        h_table[rows] = h_out[:n]
+        c_table[rows] = c_out[:n]
+        return prediction[:n].copy()
+
+
+class LiteRTEngine(_BufferedEngine):
+    """The artifact's step program in the LiteRT interpreter, shapes fixed at batch_size."""
+
+    def __init__(self, artifact: Artifact, batch_size: int, threads: int = 1) -> None:
+        super().__init__(batch_size, artifact.network.n_features, artifact.network.state_width)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_content=artifact.step_program, num_threads=threads)
+        inputs = {detail["name"]: detail for detail in self._interpreter.get_input_details()}
+        for name in INPUT_NAMES:
+            shape = list(inputs[name]["shape_signature"])
+            shape[0] = batch_size
+            self._interpreter.resize_tensor_input(inputs[name]["index"], shape, strict=True)
+        self._interpreter.allocate_tensors()
+        outputs = {detail["name"]: detail["index"] for detail in self._interpreter.get_output_details()}
+        self._in = [inputs[name]["index"] for name in INPUT_NAMES]
+        self._out = [outputs[name] for name in OUTPUT_NAMES]
+
+    def _buffers(self):
+        # Views of the interpreter's own input memory: writing them is the whole "set_tensor".
+        return tuple(self._interpreter.tensor(index)() for index in self._in)
+
+    def _invoke(self):
+        self._interpreter.invoke()
+        return tuple(self._interpreter.tensor(index)() for index in self._out)
+
+
+def load_engine(artifact: Artifact, batch_size: int, backend: str = "litert", threads: int = 1) -> StepEngine:
+    """The step engine for ``artifact`` at a fixed batch size on the chosen backend."""
+    if backend == "litert":
+        return LiteRTEngine(artifact, batch_size, threads)
+    if backend in ("tf", "xla"):
+        from anomalyd.models.tf_engines import TFFunctionEngine
+
+        return TFFunctionEngine(artifact, batch_size, jit_compile=backend == "xla")
+    raise ValueError(f"unknown engine backend {backend!r}; choose one of {', '.join(BACKENDS)}")
