@@ -26,6 +26,7 @@ BACKENDS = ("litert", "tf", "xla")
 # their placeholder names, the outputs are numbered in the order prediction, h', c'.
 INPUT_NAMES = ("x", "h", "c", "mask")
 OUTPUT_NAMES = ("Identity", "Identity_1", "Identity_2")
+LAST_VALUE = "last_value"  # the baseline predictor, not a backend of the network
 
 
 class StepEngine(Protocol):
@@ -55,6 +56,10 @@ class _BufferedEngine:
 
     def _invoke(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def invoke(self) -> np.ndarray:
+        """The bare compiled step on whatever the input buffers hold (the benchmark floor)."""
+        return self._invoke()[0].copy()
 
     def step(self, x, h, c, mask):
         x_in, h_in, c_in, mask_in = self._buffers()
@@ -108,12 +113,33 @@ class LiteRTEngine(_BufferedEngine):
         return tuple(self._interpreter.tensor(index)() for index in self._out)
 
 
+class LastValueEngine:
+    """Baseline predictor with the engine interface: the next value equals the current one.
+
+    Run through the identical scoring chain, it shows what the LSTM adds (evaluation reports
+    both side by side). It keeps no state; the one state column exists to fit the tables.
+    """
+
+    state_width = 1
+
+    def __init__(self, n_features: int, batch_size: int) -> None:
+        self.n_features, self.batch_size = n_features, batch_size
+
+    def step(self, x, h, c, mask):
+        return x[:, 0].copy(), h.copy(), c.copy()
+
+    def step_rows(self, h_table, c_table, rows, x):
+        return np.asarray(x[:, 0], np.float32).copy()
+
+
 def load_engine(artifact: Artifact, batch_size: int, backend: str = "litert", threads: int = 1) -> StepEngine:
     """The step engine for ``artifact`` at a fixed batch size on the chosen backend."""
     if backend == "litert":
         return LiteRTEngine(artifact, batch_size, threads)
+    if backend == LAST_VALUE:
+        return LastValueEngine(artifact.network.n_features, batch_size)
     if backend in ("tf", "xla"):
         from anomalyd.models.tf_engines import TFFunctionEngine
 
         return TFFunctionEngine(artifact, batch_size, jit_compile=backend == "xla")
-    raise ValueError(f"unknown engine backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    raise ValueError(f"unknown engine backend {backend!r}; choose one of {', '.join((*BACKENDS, LAST_VALUE))}")

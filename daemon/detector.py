@@ -1,0 +1,188 @@
+"""The detection core: sensor slots, ordering, resets, one batched step and scoring per tick.
+
+Pure computation with no I/O and no threads: the daemon's worker thread, journal replay, the
+offline evaluation and the benchmarks all call ``Detector.process`` with the readings of one
+tick, so they share exactly one code path. Per tick, readings are mapped to slot rows, sorted
+into timestamp order per sensor, checked (duplicates, out-of-order, non-finite, capacity), and
+stepped in rounds: the k-th pending reading of every sensor goes in round k, each round in
+engine batches of at most B rows.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from anomalyd.daemon.scoring import ScoringSettings, score, scorer_fields
+from anomalyd.models.artifact import Artifact
+from anomalyd.models.engine import StepEngine, load_engine
+from anomalyd.models.features import NORM_FIELDS, norm_std, observe
+from anomalyd.models.slots import Field, SlotTable, batch_plan
+
+# Fields that survive a state reset: they guard ordering and idleness, not the model.
+_KEEP_ON_RESET = ("seen_ts", "seen_at")
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    capacity: int = 100_000
+    batch_size: int = 1024
+    backend: str = "litert"
+    max_gap: float = 3600.0  # seconds between readings beyond which a sensor starts afresh
+
+
+@dataclass
+class TickResult:
+    """Scored readings in processing order, plus what was refused and reset."""
+
+    index: np.ndarray  # position of each scored reading in the tick's input
+    sensors: list[str]
+    ts: np.ndarray
+    values: np.ndarray
+    prediction: np.ndarray  # made at the sensor's previous reading; NaN after a reset
+    score: np.ndarray
+    anomaly: np.ndarray
+    warmup: np.ndarray
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (input index, reason)
+    resets: Counter = field(default_factory=Counter)  # reason -> count
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class Detector:
+    def __init__(self, artifact: Artifact, settings: DetectorSettings = DetectorSettings(),
+                 scoring: ScoringSettings = ScoringSettings(), engine: StepEngine | None = None) -> None:
+        self.artifact = artifact
+        self.settings = settings
+        self.scoring = scoring
+        self.threshold = scoring.threshold
+        self.engine = engine or load_engine(artifact, settings.batch_size, settings.backend)
+        width = self.engine.state_width
+        fields = {"h": Field((width,), np.float32), "c": Field((width,), np.float32),
+                  "seen_ts": Field((), np.float64, -np.inf), "seen_at": Field((), np.float64, 0.0)}
+        fields.update({name: Field(shape, dtype, init) for name, (shape, dtype, init) in NORM_FIELDS.items()})
+        fields.update(scorer_fields(scoring))
+        self.table = SlotTable(settings.capacity, fields)
+        self._row_state = [name for name in fields if name not in ("h", "c", *_KEEP_ON_RESET)]
+        self._reset_fields = [name for name in fields if name not in _KEEP_ON_RESET]
+
+    # -- sensor lifecycle ---------------------------------------------------------------
+    def reset_sensor(self, sensor_id: str) -> bool:
+        """Start a sensor afresh (its ordering guard is kept); False if it has no slot."""
+        row = self.table.row(sensor_id)
+        if row is None:
+            return False
+        self.table.reset([row], self._reset_fields)
+        return True
+
+    def evict_idle(self, now: float, idle_timeout: float) -> list[str]:
+        """Release sensors with no reading for ``idle_timeout`` seconds of arrival time."""
+        rows = self.table.active_rows()
+        idle = rows[self.table["seen_at"][rows] < now - idle_timeout]
+        sensors = [self.table.sensor(int(row)) for row in idle]
+        for sensor_id in sensors:
+            self.table.release(sensor_id)
+        return sensors
+
+    # -- one tick -------------------------------------------------------------------------
+    def process(self, sensors: Sequence[str], ts: np.ndarray, values: np.ndarray,
+                now: float | None = None) -> TickResult:
+        """Score one tick's readings; ``now`` is the arrival time used for idle eviction."""
+        ts = np.asarray(ts, np.float64)
+        values = np.asarray(values, np.float64)
+        rejected: list[tuple[int, str]] = []
+        resets: Counter = Counter()
+        rows = self._rows_for(sensors, values, rejected, resets)
+        accepted = np.flatnonzero(rows >= 0)
+        accepted = self._in_order(accepted, rows, ts, rejected)
+        if now is not None:
+            self.table["seen_at"][rows[accepted]] = now
+        out = _empty_outputs(len(accepted))
+        position = 0
+        for batch in batch_plan(rows[accepted], self.engine.batch_size):
+            chosen = accepted[batch]
+            resets["gap"] += self._reset_gaps(rows[chosen], ts[chosen])
+            scored = self._step(rows[chosen], ts[chosen], values[chosen])
+            for name, array in zip(("index", "ts", "values", "prediction", "score", "anomaly", "warmup"),
+                                   (chosen, ts[chosen], values[chosen], *scored)):
+                out[name][position:position + len(chosen)] = array
+            position += len(chosen)
+        if resets["gap"] == 0:
+            del resets["gap"]
+        return TickResult(sensors=[sensors[i] for i in out["index"]], rejected=rejected, resets=resets, **out)
+
+    def _rows_for(self, sensors: Sequence[str], values: np.ndarray, rejected: list, resets: Counter) -> np.ndarray:
+        """Slot row per reading (-1: refused). New sensors get a row; a non-finite value is
+        refused and starts its sensor afresh."""
+        rows = np.empty(len(sensors), np.int64)
+        finite = np.isfinite(values)
+        table = self.table
+        for index, sensor_id in enumerate(sensors):
+            row = table.row(sensor_id)
+            if not finite[index]:
+                rejected.append((index, "non_finite"))
+                if row is not None:
+                    table.reset([row], self._reset_fields)
+                    resets["non_finite"] += 1
+                row = -1
+            elif row is None:
+                row = table.assign(sensor_id)
+                if row is None:
+                    rejected.append((index, "capacity"))
+                    row = -1
+                else:
+                    resets["new"] += 1
+            rows[index] = row
+        return rows
+
+    def _in_order(self, accepted: np.ndarray, rows: np.ndarray, ts: np.ndarray, rejected: list) -> np.ndarray:
+        """Accepted readings sorted by (sensor, timestamp); drop duplicates and stale ones."""
+        order = accepted[np.lexsort((ts[accepted], rows[accepted]))]
+        sorted_rows, sorted_ts = rows[order], ts[order]
+        first = np.r_[True, sorted_rows[1:] != sorted_rows[:-1]] if len(order) else np.zeros(0, bool)
+        previous = np.where(first, self.table["seen_ts"][sorted_rows], np.r_[-np.inf, sorted_ts[:-1]])
+        duplicate = sorted_ts == previous
+        stale = sorted_ts < previous
+        for index in order[duplicate]:
+            rejected.append((int(index), "duplicate"))
+        for index in order[stale]:
+            rejected.append((int(index), "out_of_order"))
+        keep = order[~(duplicate | stale)]
+        if len(keep):
+            # The newest timestamp per sensor becomes its ordering guard.
+            np.maximum.at(self.table["seen_ts"], rows[keep], ts[keep])
+        return keep
+
+    def _reset_gaps(self, rows: np.ndarray, ts: np.ndarray) -> int:
+        gap = ts - self.table["last_ts"][rows]
+        stale = rows[gap > self.settings.max_gap]
+        if len(stale):
+            self.table.reset(stale, self._reset_fields)
+        return len(stale)
+
+    def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray):
+        """Score and step one batch of distinct rows; returns per-reading output arrays."""
+        table, spec = self.table, self.artifact.features
+        state = {name: table[name][rows] for name in self._row_state}
+        previous_prediction = state["prediction"].copy()
+        mean_before = state["norm_mean"].copy()
+        std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
+        scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
+        x = observe(spec, state, ts, values)
+        z_next = self.engine.step_rows(table["h"], table["c"], rows, x)
+        # The network predicts a change from its (clipped) input; applying that change to the
+        # actual value keeps predictions right for values beyond the clip.
+        std_after = norm_std(spec, state["norm_mean"], state["norm_var"])
+        state["prediction"] = values + std_after * (z_next.astype(np.float64) - x[:, 0])
+        for name in self._row_state:
+            table[name][rows] = state[name]
+        return previous_prediction, scores, anomaly, warmup
+
+
+def _empty_outputs(n: int) -> dict[str, np.ndarray]:
+    return {"index": np.empty(n, np.int64), "ts": np.empty(n), "values": np.empty(n),
+            "prediction": np.empty(n), "score": np.empty(n), "anomaly": np.empty(n, bool),
+            "warmup": np.empty(n, bool)}
