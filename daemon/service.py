@@ -1,0 +1,256 @@
+"""The daemon: wires configuration, MQTT, the detector, metrics and systemd together.
+
+Threads: paho's network thread decodes messages and queues readings; one worker thread runs
+the ticks (detector, publishing, metrics, housekeeping); the main thread waits for signals.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+
+from anomalyd.daemon import __version__
+from anomalyd.daemon import config as config_module
+from anomalyd.daemon.config import Config, ConfigError
+from anomalyd.daemon.detector import Detector, DetectorSettings, TickResult
+from anomalyd.daemon.ingest import IngestQueue, Pending
+from anomalyd.daemon.logs import RateLimiter, setup as setup_logging
+from anomalyd.daemon.metrics import Metrics, TopSensors
+from anomalyd.daemon.mqtt_io import MqttLink, PublishAborted
+from anomalyd.daemon.notify import Notifier
+from anomalyd.daemon.output import batches, score_objects
+from anomalyd.daemon.payload import Decoder, Limits
+from anomalyd.models import artifact as artifact_module
+
+HOUSEKEEPING_INTERVAL = 5.0  # seconds between gauge refreshes, top-k publication, idle checks
+
+
+class Service:
+    def __init__(self, config: Config, config_path: str | None = None, environ: dict | None = None) -> None:
+        self.config, self.config_path = config, config_path
+        self.environ = dict(os.environ if environ is None else environ)
+        self.log = setup_logging(config.logging.level, config.logging.format)
+        self.metrics = Metrics()
+        self.notifier = Notifier(self.environ)
+        self.stopping = threading.Event()
+        self._reload = threading.Event()
+        self._limiter = RateLimiter()
+        self._last_housekeeping = 0.0
+        self._last_watchdog = 0.0
+        self._healthy = True
+
+    # -- start-up ------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        self.artifact = artifact_module.load(cfg.detector.model)
+        self.detector = Detector(self.artifact, DetectorSettings(
+            capacity=cfg.detector.max_sensors, batch_size=cfg.detector.batch_size,
+            backend=cfg.detector.backend, max_gap=cfg.detector.max_gap), cfg.scoring)
+        self._warm_engine()
+        self.decoder = Decoder(Limits(
+            max_payload_bytes=cfg.input.max_payload_bytes, max_readings_per_message=cfg.input.max_readings_per_message,
+            sensor_id_pattern=cfg.input.sensor_id_pattern, topic_pattern=cfg.mqtt.sensor_pattern,
+            min_value=cfg.input.min_value, max_value=cfg.input.max_value,
+            max_future_seconds=cfg.input.max_future_seconds))
+        self.queue = IngestQueue(cfg.input.queue_limit)
+        self.top = TopSensors(self.metrics.sensor_score, cfg.metrics.top_k, cfg.metrics.sensors)
+        self.metrics.describe(__version__, self.artifact.fingerprint, list(self.artifact.network.units),
+                              cfg.detector.backend, cfg.detector.max_sensors)
+        self.metrics.threshold.set(self.detector.threshold)
+        broker = cfg.broker()
+        password = config_module.resolve_password(cfg.mqtt, broker, self.environ)
+        self.link = MqttLink(cfg.mqtt, broker, password, self._on_message, self.queue.request_reset,
+                             self.metrics, self.log,
+                             {"version": __version__, "fingerprint": self.artifact.fingerprint})
+
+    def _warm_engine(self) -> None:
+        """One real step before READY, so the first tick does not pay for initialisation."""
+        engine = self.detector.engine
+        zeros = np.zeros((engine.batch_size, engine.state_width), np.float32)
+        engine.step(np.zeros((engine.batch_size, engine.n_features), np.float32), zeros, zeros,
+                    np.zeros(engine.batch_size, np.float32))
+
+    # -- network thread ----------------------------------------------------------------------
+    def _on_message(self, topic: str, payload: bytes, now: float) -> bool:
+        """Decode and queue one message; False (do not acknowledge) once intake has stopped."""
+        if self.stopping.is_set():
+            return False
+        self.metrics.messages_received.inc()
+        decoded = self.decoder.decode(topic, payload, now)
+        for reason in decoded.rejected:
+            self._reject(reason, topic)
+        if not decoded.sensors:
+            return True
+        if not self.queue.put(decoded.sensors, decoded.ts, decoded.values, now):
+            return False
+        self.metrics.readings_received.inc(len(decoded.sensors))
+        return True
+
+    def _reject(self, reason: str, where: str) -> None:
+        self.metrics.readings_rejected.labels(reason).inc()
+        self._limiter.log(self.log, logging.WARNING, f"reject:{reason}", "rejected a reading (%s) from %s",
+                          reason, where)
+
+    # -- worker thread -------------------------------------------------------------------------
+    def _work(self) -> None:
+        cfg = self.config.detector
+        while True:
+            pending = self.queue.take(cfg.batch_size, cfg.tick_interval)
+            try:
+                self._tick(pending)
+            except PublishAborted:
+                self.log.warning("stopped while waiting to publish; unpublished scores are lost "
+                                 "unless the journal replays them")
+                return
+            except Exception:  # noqa: BLE001 - a bug in one tick must not end the service
+                self._healthy = False
+                self._limiter.log(self.log, logging.ERROR, "tick", "tick failed", exc_info=True)
+            self._housekeeping()
+            if self.stopping.is_set() and len(self.queue) == 0:
+                return
+
+    def _tick(self, pending: Pending) -> None:
+        for sensor in pending.resets:
+            if self.detector.reset_sensor(sensor):
+                self.metrics.resets.labels("control").inc()
+        if not len(pending):
+            return
+        started = time.perf_counter()
+        ts, values, arrival, replayed = pending.arrays()
+        result = self.detector.process(pending.sensors, ts, values, now=time.time())
+        self.metrics.tick_duration.observe(time.perf_counter() - started)
+        self._count(result, pending)
+        self._publish(result, replayed[result.index])
+        self.metrics.latency.observe_many(time.time() - arrival[result.index])
+        self._healthy = True
+
+    def _count(self, result: TickResult, pending: Pending) -> None:
+        m = self.metrics
+        for index, reason in result.rejected:
+            self._reject(reason, f"sensor {pending.sensors[index]}")
+        for reason, count in result.resets.items():
+            m.resets.labels(reason).inc(count)
+        m.readings_scored.inc(len(result))
+        m.anomalies.inc(int(result.anomaly.sum()))
+        batch = self.detector.engine.batch_size
+        for size in _batch_sizes(len(result), batch):
+            m.batch_fill.observe(size / batch)
+        self.top.observe(result.sensors, result.score)
+
+    def _publish(self, result: TickResult, replayed: np.ndarray) -> None:
+        if not len(result):
+            return
+        mqtt_cfg = self.config.mqtt
+        texts = score_objects(result.sensors, result.ts, result.values, result.prediction, result.score,
+                              result.anomaly, result.warmup, replayed)
+        if mqtt_cfg.batch_scores:
+            for text in batches(texts):
+                self.link.publish(mqtt_cfg.batch_topic, text, mqtt_cfg.score_qos, self.stopping)
+        else:
+            template = mqtt_cfg.score_topic
+            for sensor, text in zip(result.sensors, texts):
+                self.link.publish(template.replace("{sensor}", sensor), text, mqtt_cfg.score_qos, self.stopping)
+        self.metrics.scores_published.inc(len(texts))
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        self.metrics.last_tick.set(time.time())
+        self.metrics.queue_depth.set(len(self.queue))
+        self.metrics.publish_queue.set(self.link.outstanding)
+        if self._reload.is_set():
+            self._reload.clear()
+            self._apply_reload()
+        if self.notifier.watchdog_interval and self._healthy and now - self._last_watchdog >= self.notifier.watchdog_interval:
+            self.notifier.watchdog()
+            self._last_watchdog = now
+        if now - self._last_housekeeping < HOUSEKEEPING_INTERVAL:
+            return
+        self._last_housekeeping = now
+        evicted = self.detector.evict_idle(time.time(), self.config.detector.idle_timeout)
+        if evicted:
+            self.metrics.resets.labels("idle").inc(len(evicted))
+            self.log.info("evicted %d idle sensors", len(evicted))
+        active = len(self.detector.table)
+        self.metrics.active_sensors.set(active)
+        self.metrics.occupancy.set(active / self.detector.table.capacity)
+        self.top.publish()
+        self.notifier.status(self._summary())
+
+    def _summary(self) -> str:
+        m = self.metrics
+        return (f"{len(self.detector.table)} sensors, {int(m.readings_scored._value.get())} scored, "
+                f"{int(m.anomalies._value.get())} anomalies, mqtt {'up' if self.link.connected else 'down'}")
+
+    # -- signals -----------------------------------------------------------------------------
+    def request_stop(self, *_args) -> None:
+        """SIGTERM/SIGINT: stop intake now (unacknowledged messages stay with the broker), let
+        the worker score what is queued, then shut down."""
+        self.stopping.set()
+        self.queue.close()
+
+    def request_reload(self, *_args) -> None:
+        self._reload.set()
+
+    def _apply_reload(self) -> None:
+        """SIGHUP: new threshold and log level from the config file; state stays as it is."""
+        self.notifier.reloading()
+        try:
+            fresh = config_module.load(self.config_path)
+        except ConfigError as exc:
+            self.log.error("reload refused, keeping the running configuration: %s", exc)
+            self.notifier.ready(self._summary())
+            return
+        self.detector.threshold = fresh.scoring.threshold
+        self.metrics.threshold.set(fresh.scoring.threshold)
+        setup_logging(fresh.logging.level, self.config.logging.format)
+        self.log.info("reloaded: threshold %.4f, log level %s", fresh.scoring.threshold, fresh.logging.level)
+        self.notifier.ready(self._summary())
+
+    # -- main --------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self._build()
+            host, port = self.metrics.serve(*config_module.parse_address(self.config.metrics.address))
+        except (ConfigError, artifact_module.ArtifactError, OSError, ValueError) as exc:
+            self.log.error("cannot start: %s", exc)
+            return 2
+        self.log.info("anomalyd %s: model %s, metrics on http://%s:%d/metrics, broker %s", __version__,
+                      self.artifact.short_fingerprint, host, port, self.config.broker().redacted())
+        for signum, handler in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
+                                (signal.SIGHUP, self.request_reload)):
+            signal.signal(signum, handler)
+        worker = threading.Thread(target=self._work, name="anomalyd-worker", daemon=True)
+        worker.start()
+        self.link.start()
+        self._wait_ready()
+        while not self.stopping.wait(0.5):
+            pass
+        return self._shutdown(worker)
+
+    def _wait_ready(self) -> None:
+        while not self.stopping.is_set():
+            if self.link.wait_subscribed(0.5):
+                self.notifier.ready(self._summary())
+                self.log.info("ready: subscribed to %s", ", ".join(self.config.mqtt.topics))
+                return
+
+    def _shutdown(self, worker: threading.Thread) -> int:
+        self.log.info("stopping")
+        self.notifier.stopping()
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            self.log.warning("the worker did not finish within %.0f s", self.config.shutdown_timeout)
+        self.link.stop(max(1.0, deadline - time.monotonic()))
+        self.metrics.close()
+        self.log.info("stopped")
+        return 0
+
+
+def _batch_sizes(n: int, batch: int) -> list[int]:
+    """Engine batch sizes a tick of n readings used (approximation: full batches, then the rest)."""
+    return [batch] * (n // batch) + ([n % batch] if n % batch else [])
