@@ -23,6 +23,10 @@ from anomalyd.models.slots import Field, SlotTable, batch_plan
 
 # Fields that survive a state reset: they guard ordering and idleness, not the model.
 _KEEP_ON_RESET = ("seen_ts", "seen_at")
+# What a gap longer than max_gap resets: the network's memory and the prediction made before
+# the gap describe a past too old to continue from; the sensor's learnt scale, typical error
+# and score history still hold, so it needs no new warm-up.
+CONTEXT_FIELDS = ("h", "c", "prediction")
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,10 @@ class Detector:
         order = accepted[np.lexsort((ts[accepted], rows[accepted]))]
         sorted_rows, sorted_ts = rows[order], ts[order]
         first = np.r_[True, sorted_rows[1:] != sorted_rows[:-1]] if len(order) else np.zeros(0, bool)
-        previous = np.where(first, self.table["seen_ts"][sorted_rows], np.r_[-np.inf, sorted_ts[:-1]])
+        # Newest timestamp this sensor had before each reading: its guard, or the reading
+        # before it in this tick (sorted, so the guard only grows).
+        previous = np.maximum(self.table["seen_ts"][sorted_rows],
+                              np.where(first, -np.inf, np.r_[-np.inf, sorted_ts[:-1]]))
         duplicate = sorted_ts == previous
         stale = sorted_ts < previous
         for index in order[duplicate]:
@@ -160,8 +167,15 @@ class Detector:
         gap = ts - self.table["last_ts"][rows]
         stale = rows[gap > self.settings.max_gap]
         if len(stale):
-            self.table.reset(stale, self._reset_fields)
+            self.table.reset(stale, CONTEXT_FIELDS)
         return len(stale)
+
+    def reset_context(self, sensor_ids: list[str]) -> int:
+        """Drop the network state and pending prediction of these sensors (used when the
+        model changes); their normalisers and scorer statistics are kept."""
+        rows = [row for row in map(self.table.row, sensor_ids) if row is not None]
+        self.table.reset(rows, CONTEXT_FIELDS)
+        return len(rows)
 
     def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray):
         """Score and step one batch of distinct rows; returns per-reading output arrays."""

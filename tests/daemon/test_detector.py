@@ -1,0 +1,92 @@
+"""The detection core without MQTT: ordering, duplicates, resets, capacity, eviction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomalyd.daemon.detector import Detector, DetectorSettings
+from anomalyd.daemon.scoring import ScoringSettings
+from anomalyd.models.artifact import load
+
+
+@pytest.fixture(scope="module")
+def artifact():
+    return load()
+
+
+def make(artifact, **settings) -> Detector:
+    return Detector(artifact, DetectorSettings(**{"capacity": 16, "batch_size": 4, **settings}),
+                    ScoringSettings(warmup=3))
+
+
+def test_readings_are_applied_in_timestamp_order_per_sensor(artifact):
+    shuffled, ordered = make(artifact), make(artifact)
+    ts = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
+    values = np.array([50.0, 10.0, 30.0, 20.0, 40.0])
+    a = shuffled.process(["s"] * 5, ts, values)
+    order = np.argsort(ts)
+    b = ordered.process(["s"] * 5, ts[order], values[order])
+    assert a.ts.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0] and a.index.tolist() == [1, 3, 2, 4, 0]
+    assert np.array_equal(a.score, b.score) and np.allclose(a.prediction, b.prediction, equal_nan=True)
+
+
+def test_duplicates_and_stale_readings_are_rejected_in_and_across_ticks(artifact):
+    detector = make(artifact)
+    first = detector.process(["s", "s", "s"], np.array([10.0, 10.0, 11.0]), np.array([1.0, 1.0, 2.0]))
+    assert len(first) == 2 and [reason for _, reason in first.rejected] == ["duplicate"]
+    second = detector.process(["s", "s", "s"], np.array([9.0, 11.0, 9.5]), np.array([1.0, 2.0, 3.0]))
+    assert len(second) == 0
+    assert sorted(reason for _, reason in second.rejected) == ["duplicate", "out_of_order", "out_of_order"]
+
+
+def test_capacity_refuses_newcomers_until_a_slot_frees(artifact):
+    detector = make(artifact, capacity=2)
+    result = detector.process(["a", "b", "c"], np.array([1.0, 1.0, 1.0]), np.ones(3), now=100.0)
+    assert result.sensors == ["a", "b"] and result.rejected == [(2, "capacity")]
+    assert result.resets["new"] == 2
+    detector.process(["a"], np.array([2.0]), np.ones(1), now=200.0)
+    assert detector.evict_idle(now=250.0, idle_timeout=100.0) == ["b"]
+    assert detector.process(["c"], np.array([3.0]), np.ones(1)).sensors == ["c"]
+
+
+def test_non_finite_value_is_rejected_and_restarts_the_sensor(artifact):
+    detector = make(artifact)
+    detector.process(["s"] * 5, np.arange(1.0, 6.0), np.arange(5.0))
+    result = detector.process(["s"], np.array([6.0]), np.array([np.nan]))
+    assert result.rejected == [(0, "non_finite")] and result.resets["non_finite"] == 1
+    after = detector.process(["s"], np.array([7.0]), np.array([1.0]))
+    assert after.warmup[0] and np.isnan(after.prediction[0])  # starts afresh
+    stale = detector.process(["s"], np.array([2.0]), np.array([1.0]))
+    assert stale.rejected == [(0, "out_of_order")]  # but its ordering guard survives
+
+
+def test_gap_resets_context_only(artifact):
+    detector = make(artifact, max_gap=100.0)
+    detector.process(["s"] * 6, np.arange(1.0, 7.0), np.arange(6.0))
+    row = detector.table.row("s")
+    count_before = detector.table["count"][row]
+    result = detector.process(["s"], np.array([500.0]), np.array([6.0]))
+    assert result.resets["gap"] == 1 and np.isnan(result.prediction[0])
+    assert not result.warmup[0] and detector.table["count"][row] == count_before + 1
+
+
+def test_control_reset_starts_one_sensor_afresh_and_leaves_others(artifact):
+    detector = make(artifact)
+    detector.process(["a", "b"] * 6, np.repeat(np.arange(1.0, 7.0), 2), np.tile([1.0, 2.0], 6))
+    b_row = detector.table.row("b")
+    before = {name: array[b_row].copy() for name, array in detector.table.arrays.items()}
+    assert detector.reset_sensor("a") and not detector.reset_sensor("nobody")
+    assert all(np.array_equal(detector.table[name][b_row], value, equal_nan=True) for name, value in before.items())
+    result = detector.process(["a", "b"], np.array([7.0, 7.0]), np.array([1.0, 2.0]))
+    assert result.warmup.tolist() == [True, False]
+
+
+def test_more_sensors_than_the_batch_and_several_readings_each(artifact):
+    detector = make(artifact, capacity=64, batch_size=4)
+    sensors = [f"s{i}" for i in range(10)] * 3
+    ts = np.repeat([1.0, 2.0, 3.0], 10)
+    result = detector.process(sensors, ts, np.arange(30.0))
+    assert len(result) == 30 and len(detector.table) == 10
+    for name in set(sensors):
+        own = [t for s, t in zip(result.sensors, result.ts) if s == name]
+        assert own == [1.0, 2.0, 3.0]
