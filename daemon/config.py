@@ -111,7 +111,8 @@ class StateConfig:
     directory: str = "state"
     checkpoint_interval: float = 60.0
     keep: int = 3
-    journal_fsync_interval: float = 1.0
+    journal_fsync_interval: float = 1.0  # seconds between group fsyncs of the journal
+    checkpoint_write_rate: float = 0.0  # bytes/s a checkpoint may write (0: as fast as the disk)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def validate(config: Config) -> Config:
               "detector.max_gap", "detector.idle_timeout", "input.max_payload_bytes",
               "input.max_readings_per_message", "input.queue_limit", "mqtt.max_queued_messages",
               "mqtt.max_inflight_messages", "mqtt.keepalive", "state.checkpoint_interval", "state.keep",
+              "state.journal_fsync_interval",
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anomalyd.daemon.journal import Position
+
 
 @dataclass
 class Pending:
@@ -20,10 +22,27 @@ class Pending:
     values: list[float] = field(default_factory=list)
     arrival: list[float] = field(default_factory=list)  # one per reading
     replayed: list[bool] = field(default_factory=list)
-    resets: list[str] = field(default_factory=list)  # control requests, applied before readings
+    # Control resets as (number of readings queued before it, sensor): applied in that place.
+    resets: list[tuple[int, str]] = field(default_factory=list)
+    position: Position | None = None  # journal position just after the newest reading here
 
     def __len__(self) -> int:
         return len(self.sensors)
+
+    def add(self, sensors: list[str], ts, values, arrival: float, replayed: bool,
+            position: Position | None) -> None:
+        self.sensors.extend(sensors)
+        self.ts.extend(ts)
+        self.values.extend(values)
+        self.arrival.extend([arrival] * len(sensors))
+        self.replayed.extend([replayed] * len(sensors))
+        if position is not None:
+            self.position = position
+
+    def add_reset(self, sensor: str, position: Position | None) -> None:
+        self.resets.append((len(self.sensors), sensor))
+        if position is not None:
+            self.position = position
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return (np.asarray(self.ts, np.float64), np.asarray(self.values, np.float64),
@@ -42,7 +61,7 @@ class IngestQueue:
         return len(self._pending)
 
     def put(self, sensors: list[str], ts: list[float], values: list[float], arrival: float,
-            replayed: bool = False) -> bool:
+            position: Position | None = None) -> bool:
         """Queue one message's readings; waits while full. False once the queue is closed."""
         with self._cond:
             while len(self._pending) >= self.limit and not self._closed:
@@ -50,18 +69,14 @@ class IngestQueue:
             if self._closed:
                 return False
             pending = self._pending
-            pending.sensors.extend(sensors)
-            pending.ts.extend(ts)
-            pending.values.extend(values)
-            pending.arrival.extend([arrival] * len(sensors))
-            pending.replayed.extend([replayed] * len(sensors))
+            pending.add(sensors, ts, values, arrival, False, position)
             if len(pending) >= self._want:
                 self._cond.notify_all()
             return True
 
-    def request_reset(self, sensor: str) -> None:
+    def request_reset(self, sensor: str, position: Position | None = None) -> None:
         with self._cond:
-            self._pending.resets.append(sensor)
+            self._pending.add_reset(sensor, position)
             self._cond.notify_all()
 
     def take(self, want: int, timeout: float) -> Pending:

@@ -71,6 +71,10 @@ class Metrics:
                                            registry=r)
         self.checkpoint_failing = Gauge("anomalyd_checkpoint_failing",
                                         "1 while the last checkpoint attempt failed", registry=r)
+        self.checkpoint_invalid = Counter("anomalyd_checkpoint_invalid_total",
+                                          "Checkpoints found corrupt or unreadable at start-up", registry=r)
+        self.journal_failures = Counter("anomalyd_journal_failures_total",
+                                        "Journal writes or fsyncs that failed (readings not durable)", registry=r)
         self.journal_bytes = Gauge("anomalyd_journal_bytes", "Size of the journal since the last checkpoint",
                                    registry=r)
         self.restore = Info("anomalyd_restore", "How the state was restored at start-up", registry=r)

@@ -127,7 +127,8 @@ class Decoder:
         return match.group("sensor") if match else None
 
     def _add(self, out: Decoded, sensor: str | None, ts, value, now: float) -> None:
-        if sensor is None or not self._sensor_ok(sensor):
+        if sensor is None or not self._sensor_ok(sensor) or not sensor.isprintable():
+            # Ids become topic levels, log text and journal lines: no control characters.
             out.rejected.append("bad_sensor_id")
         elif not _is_number(value):
             out.rejected.append("not_numeric")

@@ -17,7 +17,9 @@ from anomalyd.daemon import __version__
 from anomalyd.daemon import config as config_module
 from anomalyd.daemon.config import Config, ConfigError
 from anomalyd.daemon.detector import Detector, DetectorSettings, TickResult
+from anomalyd.daemon.durability import StateKeeper
 from anomalyd.daemon.ingest import IngestQueue, Pending
+from anomalyd.daemon.journal import Position
 from anomalyd.daemon.logs import RateLimiter, setup as setup_logging
 from anomalyd.daemon.metrics import Metrics, TopSensors
 from anomalyd.daemon.mqtt_io import MqttLink, PublishAborted
@@ -63,9 +65,12 @@ class Service:
         self.metrics.threshold.set(self.detector.threshold)
         broker = cfg.broker()
         password = config_module.resolve_password(cfg.mqtt, broker, self.environ)
-        self.link = MqttLink(cfg.mqtt, broker, password, self._on_message, self.queue.request_reset,
+        self.link = MqttLink(cfg.mqtt, broker, password, self._on_message, self._on_reset,
                              self.metrics, self.log,
                              {"version": __version__, "fingerprint": self.artifact.fingerprint})
+        self.keeper = StateKeeper(cfg.state, self.metrics, self.log, cfg.state.checkpoint_write_rate)
+        self.restored = self.keeper.restore(self.detector)
+        self._processed: Position = self.restored.position
 
     def _warm_engine(self) -> None:
         """One real step before READY, so the first tick does not pay for initialisation."""
@@ -85,10 +90,14 @@ class Service:
             self._reject(reason, topic)
         if not decoded.sensors:
             return True
-        if not self.queue.put(decoded.sensors, decoded.ts, decoded.values, now):
+        position = self.keeper.append(decoded.sensors, decoded.ts, decoded.values, now)
+        if not self.queue.put(decoded.sensors, decoded.ts, decoded.values, now, position):
             return False
         self.metrics.readings_received.inc(len(decoded.sensors))
         return True
+
+    def _on_reset(self, sensor: str) -> None:
+        self.queue.request_reset(sensor, self.keeper.append([], [], [], time.time(), reset=sensor))
 
     def _reject(self, reason: str, where: str) -> None:
         self.metrics.readings_rejected.labels(reason).inc()
@@ -114,24 +123,32 @@ class Service:
                 return
 
     def _tick(self, pending: Pending) -> None:
-        for sensor in pending.resets:
-            if self.detector.reset_sensor(sensor):
+        """Score what was taken; control resets apply where they arrived among the readings."""
+        start = 0
+        for cut, sensor in [*pending.resets, (len(pending), None)]:
+            if cut > start:
+                self._score(pending, start, cut)
+            if sensor is not None and self.detector.reset_sensor(sensor):
                 self.metrics.resets.labels("control").inc()
-        if not len(pending):
-            return
-        started = time.perf_counter()
-        ts, values, arrival, replayed = pending.arrays()
-        result = self.detector.process(pending.sensors, ts, values, now=time.time())
-        self.metrics.tick_duration.observe(time.perf_counter() - started)
-        self._count(result, pending)
-        self._publish(result, replayed[result.index])
-        self.metrics.latency.observe_many(time.time() - arrival[result.index])
+            start = cut
+        if pending.position is not None:
+            self._processed = pending.position
         self._healthy = True
 
-    def _count(self, result: TickResult, pending: Pending) -> None:
+    def _score(self, pending: Pending, start: int, stop: int) -> None:
+        started = time.perf_counter()
+        ts, values, arrival, replayed = (array[start:stop] for array in pending.arrays())
+        sensors = pending.sensors[start:stop]
+        result = self.detector.process(sensors, ts, values, now=float(arrival.max()))
+        self.metrics.tick_duration.observe(time.perf_counter() - started)
+        self._count(result, sensors)
+        self._publish(result, replayed[result.index])
+        self.metrics.latency.observe_many(time.time() - arrival[result.index])
+
+    def _count(self, result: TickResult, sensors: list[str]) -> None:
         m = self.metrics
         for index, reason in result.rejected:
-            self._reject(reason, f"sensor {pending.sensors[index]}")
+            self._reject(reason, f"sensor {sensors[index]}")
         for reason, count in result.resets.items():
             m.resets.labels(reason).inc(count)
         m.readings_scored.inc(len(result))
@@ -167,6 +184,7 @@ class Service:
         if self.notifier.watchdog_interval and self._healthy and now - self._last_watchdog >= self.notifier.watchdog_interval:
             self.notifier.watchdog()
             self._last_watchdog = now
+        self.keeper.maybe_checkpoint(self.detector, self._processed)
         if now - self._last_housekeeping < HOUSEKEEPING_INTERVAL:
             return
         self._last_housekeeping = now
@@ -223,13 +241,36 @@ class Service:
         for signum, handler in ((signal.SIGTERM, self.request_stop), (signal.SIGINT, self.request_stop),
                                 (signal.SIGHUP, self.request_reload)):
             signal.signal(signum, handler)
+        self.keeper.start()
+        self.link.start()
+        self._replay()
         worker = threading.Thread(target=self._work, name="anomalyd-worker", daemon=True)
         worker.start()
-        self.link.start()
         self._wait_ready()
         while not self.stopping.wait(0.5):
             pass
         return self._shutdown(worker)
+
+    def _replay(self) -> None:
+        """Score again what the journal holds beyond the restored checkpoint, before live input
+        (which meanwhile waits in the queue). Scores go out with ``replayed: true``."""
+        batch, replayed = Pending(), 0
+        for record in self.keeper.replay_records(self._processed):
+            if self.stopping.is_set():
+                break
+            if record.reset is not None:
+                batch.add_reset(record.reset, record.position)
+            else:
+                batch.add(record.sensors, record.ts.tolist(), record.values.tolist(), record.arrival, True,
+                          record.position)
+                replayed += len(record.sensors)
+            if len(batch) >= self.config.detector.batch_size:
+                self._tick(batch)
+                batch = Pending()
+        self._tick(batch)
+        if replayed:
+            self.log.info("replayed %d journaled readings after %s", replayed,
+                          self.restored.checkpoint or "an empty state")
 
     def _wait_ready(self) -> None:
         while not self.stopping.is_set():
@@ -246,6 +287,8 @@ class Service:
         if worker.is_alive():
             self.log.warning("the worker did not finish within %.0f s", self.config.shutdown_timeout)
         self.link.stop(max(1.0, deadline - time.monotonic()))
+        self.keeper.final_checkpoint(self.detector, self._processed, max(1.0, deadline - time.monotonic()))
+        self.keeper.close()
         self.metrics.close()
         self.log.info("stopped")
         return 0
