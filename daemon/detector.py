@@ -177,6 +177,35 @@ class Detector:
         self.table.reset(rows, CONTEXT_FIELDS)
         return len(rows)
 
+    # -- state transfer (checkpoints) ---------------------------------------------------
+    def snapshot_arrays(self) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """Copies of the sensor map and of every field's used rows (cheap enough between ticks)."""
+        high_water = self.table.high_water
+        return dict(self.table.items()), {name: array[:high_water].copy() for name, array in self.table.arrays.items()}
+
+    def load_state(self, rows: dict[str, int], arrays: dict[str, np.ndarray], same_model: bool) -> list[str]:
+        """Replace all sensor state from a checkpoint; returns the fields that had to start
+        fresh (absent or of another shape, e.g. after a settings change).
+
+        Rows are compacted, so a checkpoint moves to a machine with another capacity; sensors
+        beyond this capacity are dropped. With another model the network's state and
+        predictions mean nothing and are reset; normalisers and scorer statistics are kept.
+        """
+        order = sorted(rows.items(), key=lambda item: item[1])[:self.table.capacity]
+        old_rows = np.array([row for _, row in order], np.int64)
+        fresh, compact = [], {}
+        for name, spec in self.table.fields.items():
+            stored = arrays.get(name)
+            if stored is None or stored.shape[1:] != spec.shape or stored.dtype != np.dtype(spec.dtype):
+                fresh.append(name)
+                compact[name] = np.full((len(order), *spec.shape), spec.initial, spec.dtype)
+            else:
+                compact[name] = stored[old_rows]
+        self.table.restore({sensor: row for row, (sensor, _) in enumerate(order)}, compact)
+        if not same_model:
+            self.table.reset(np.arange(len(order)), CONTEXT_FIELDS)
+        return fresh
+
     def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray):
         """Score and step one batch of distinct rows; returns per-reading output arrays."""
         table, spec = self.table, self.artifact.features
