@@ -80,4 +80,5 @@ def plot_series(
     bottom.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(os.fspath(path), format="png")

@@ -25,18 +25,21 @@ class SeriesScores:
 
 def replay(detector: Detector, names: list[str], series: list[tuple[np.ndarray, np.ndarray]]) -> list[SeriesScores]:
     """Score every (ts, values) series; ``names`` become the sensor ids."""
-    outputs = [SeriesScores(np.zeros(len(ts)), np.zeros(len(ts), bool), np.zeros(len(ts), bool),
-                            np.full(len(ts), np.nan), np.zeros(len(ts), bool)) for ts, _ in series]
-    lengths = np.array([len(ts) for ts, _ in series])
-    for t in range(int(lengths.max(initial=0))):
-        active = np.flatnonzero(lengths > t)
-        ts = np.array([series[i][0][t] for i in active])
-        values = np.array([series[i][1][t] for i in active])
-        result = detector.process([names[i] for i in active], ts, values, now=float(ts.max()))
-        for position, index in enumerate(result.index):
-            out = outputs[active[index]]
-            out.score[t], out.anomaly[t] = result.score[position], result.anomaly[position]
-            out.warmup[t], out.prediction[t] = result.warmup[position], result.prediction[position]
-        for index, _reason in result.rejected:
-            outputs[active[index]].rejected[t] = True
-    return outputs
+    lengths = np.array([len(ts) for ts, _ in series], np.int64)
+    n, steps = len(series), int(lengths.max(initial=0))
+    ts_grid, value_grid = np.zeros((n, steps)), np.zeros((n, steps))
+    for i, (ts, values) in enumerate(series):
+        ts_grid[i, :len(ts)], value_grid[i, :len(values)] = ts, values
+    score, prediction = np.zeros((n, steps)), np.full((n, steps), np.nan)
+    anomaly, warmup, rejected = (np.zeros((n, steps), bool) for _ in range(3))
+    order = np.argsort(-lengths, kind="stable")  # active series are a prefix of this order
+    for t in range(steps):
+        active = order[:np.searchsorted(-lengths[order], -t, side="left")]
+        result = detector.process([names[i] for i in active], ts_grid[active, t], value_grid[active, t],
+                                  now=float(ts_grid[active, t].max()))
+        rows = active[result.index]
+        score[rows, t], anomaly[rows, t], warmup[rows, t] = result.score, result.anomaly, result.warmup
+        prediction[rows, t] = result.prediction
+        rejected[active[[index for index, _ in result.rejected]], t] = True
+    return [SeriesScores(score[i, :k], anomaly[i, :k], warmup[i, :k], prediction[i, :k], rejected[i, :k])
+            for i, k in enumerate(lengths)]

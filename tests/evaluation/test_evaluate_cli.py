@@ -1,0 +1,59 @@
+"""``anomalyd evaluate`` end to end: NAB result files and scores, and a simulator scenario."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from anomalyd.daemon.evaluation.nab_corpus import default_nab_dir, iter_corpus
+
+
+def evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anomalyd.daemon.cli", "evaluate", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_nab_writes_one_result_file_per_data_file_and_scores_both_detectors(tmp_path):
+    nab = default_nab_dir()
+    if not (nab / "data").is_dir():
+        pytest.skip(f"NAB corpus not found at {nab} (set ANOMALYD_NAB_DIR)")
+    out = tmp_path / "results"
+    result = evaluate("--nab", str(nab), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for detector in ("anomalyd", "last_value"):
+        scores = report["detectors"][detector]["nab"]
+        assert set(scores) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+        assert all(-100 < value <= 100 for value in scores.values())
+    files = list(iter_corpus(nab))
+    assert len(files) == 58
+    for f in files:
+        for root in (out, out / "last_value"):
+            with open(root / f.category / f.name, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label"]
+            assert len(rows) == len(f.values) and rows[0]["timestamp"] == str(f.timestamps[0])
+            assert all(0.0 <= float(row["anomaly_score"]) <= 1.0 for row in rows)
+    assert (out / "report.json").is_file()
+
+
+def test_scenario_reports_event_metrics_by_kind_and_plots(tmp_path):
+    result = evaluate("--scenario", "--sensors", "40", "--hours", "2", "--out", str(tmp_path), "--json",
+                      "--plot", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["overall"]["events"] > 0 and {"spike", "level_shift"} <= set(report["by_kind"])
+    assert {"precision", "recall", "f1", "delay_readings_median", "delay_readings_p90", "delay_seconds_median",
+            "delay_seconds_p90", "false_alarms_per_sensor_day"} <= set(report["overall"])
+    assert 0.0 <= report["overall"]["recall"] <= 1.0
+    pngs = list((tmp_path / "plots").glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
+    assert "needs --out" in evaluate("--nab", str(tmp_path)).stderr
+    wrong = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert wrong.returncode == 2 and "no data/ directory" in wrong.stderr
