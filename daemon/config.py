@@ -96,7 +96,7 @@ class DetectorConfig:
     max_sensors: int = 100_000
     max_gap: float = 86_400.0
     idle_timeout: float = 7 * 86_400.0
-    tick_interval: float = 0.05
+    tick_interval: float = 0.025  # seconds a reading may wait for companions before a tick
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,9 @@ def validate(config: Config) -> Config:
     if "sensor" not in pattern.groupindex:
         raise ConfigError("mqtt.sensor_pattern: needs a named group (?P<sensor>...)")
     _check(lambda: re.compile(config.input.sensor_id_pattern), "input.sensor_id_pattern")
+    if not config.mqtt.control_topic.endswith("/+") or "+" in config.mqtt.control_topic[:-1] \
+            or "#" in config.mqtt.control_topic:
+        raise ConfigError("mqtt.control_topic: must be a topic prefix followed by /+ (the sensor id)")
     if "{sensor}" not in config.mqtt.score_topic:
         raise ConfigError("mqtt.score_topic: must contain {sensor}")
     if config.detector.backend not in ("litert", "tf", "xla", "last_value"):

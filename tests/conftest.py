@@ -43,3 +43,13 @@ def mosquitto_persistent(tmp_path: Path):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    """Kill any daemon subprocess a test started and did not stop (e.g. after a failure)."""
+    from support.daemon import DaemonProcess
+
+    yield
+    while DaemonProcess.live:
+        DaemonProcess.live.pop().kill()

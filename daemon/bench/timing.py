@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -25,11 +24,6 @@ def time_per_call(function: Callable[[], object], min_seconds: float = 0.5, min_
             calls += 1
         rounds.append((time.perf_counter() - started) / calls)
     return sorted(rounds)[len(rounds) // 2]
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def machine() -> dict:

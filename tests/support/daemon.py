@@ -67,8 +67,13 @@ class NotifySocket:
 
 
 class DaemonProcess:
+    # Every daemon a test starts; the autouse fixture in tests/conftest.py kills the leftovers,
+    # so a failing test never leaves a daemon running.
+    live: list["DaemonProcess"] = []
+
     def __init__(self, broker, workdir: Path, config: dict | None = None, client_id: str | None = None,
                  env: dict | None = None) -> None:
+        DaemonProcess.live.append(self)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port()
