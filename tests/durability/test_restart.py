@@ -17,6 +17,16 @@ SENSORS, PER_SENSOR = 20, 150
 CONFIG = {"scoring": {"warmup": 30}, "state": {"checkpoint_interval": 0.3}}
 
 
+def run_and_stop(broker, workdir, client_id: str, sensors: int, per_sensor: int, config: dict = CONFIG) -> DaemonProcess:
+    """Start a daemon, feed it readings, wait until all are scored, stop it cleanly."""
+    daemon = DaemonProcess(broker, workdir, config, client_id=client_id).start()
+    publish_all(broker, readings(sensors, per_sensor, time.time() - 60.0 * per_sensor))
+    total = sensors * per_sensor
+    wait_until(lambda: daemon.metric("anomalyd_readings_scored_total") >= total, 30, message=f"{total} scored")
+    assert daemon.stop() == 0
+    return daemon
+
+
 def run_uninterrupted(broker, workdir, messages) -> checkpoint.Loaded:
     daemon = DaemonProcess(broker, workdir, CONFIG, client_id="reference").start()
     publish_all(broker, messages)
@@ -96,10 +106,7 @@ def test_corrupt_newest_checkpoint_falls_back_and_says_so(mosquitto_persistent, 
 
 def test_all_checkpoints_corrupt_starts_fresh_loudly(mosquitto_persistent, tmp_path):
     workdir = tmp_path / "d"
-    daemon = DaemonProcess(mosquitto_persistent, workdir, CONFIG, client_id="allbad").start()
-    publish_all(mosquitto_persistent, readings(2, 10, time.time() - 1000))
-    wait_until(lambda: daemon.metric("anomalyd_readings_scored_total") >= 20, 30, message="scored")
-    assert daemon.stop() == 0
+    daemon = run_and_stop(mosquitto_persistent, workdir, "allbad", 2, 10)
     for _, path in checkpoint.list_checkpoints(workdir / "state"):
         path.write_bytes(b"garbage")
     daemon.start()
@@ -114,10 +121,7 @@ def test_checkpoint_of_another_model_keeps_normalisers_and_resets_network_state(
     from tests.models.conftest import make_artifact
 
     workdir = tmp_path / "d"
-    daemon = DaemonProcess(mosquitto_persistent, workdir, CONFIG, client_id="model").start()
-    publish_all(mosquitto_persistent, readings(4, 60, time.time() - 4000))
-    wait_until(lambda: daemon.metric("anomalyd_readings_scored_total") >= 240, 30, message="scored")
-    assert daemon.stop() == 0
+    daemon = run_and_stop(mosquitto_persistent, workdir, "model", 4, 60)
     before = newest_state(workdir / "state")
     other = make_artifact(tmp_path / "other_model", (32,), seed=42)
     daemon.write_config({**daemon.config, "detector": {**daemon.config["detector"], "model": str(other.path)}})
@@ -158,10 +162,7 @@ def test_state_inspect_and_verify(mosquitto, tmp_path):
     import sys
 
     workdir = tmp_path / "d"
-    daemon = DaemonProcess(mosquitto, workdir, CONFIG, client_id="inspect").start()
-    publish_all(mosquitto, readings(3, 20, time.time() - 2000))
-    wait_until(lambda: daemon.metric("anomalyd_readings_scored_total") >= 60, 30, message="scored")
-    assert daemon.stop() == 0
+    run_and_stop(mosquitto, workdir, "inspect", 3, 20)
     state = workdir / "state"
 
     def cli(*args):
