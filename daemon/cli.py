@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": ("anomalyd.daemon.bench.cli", "benchmarks against baselines measured in the same run"),
     "state": ("anomalyd.daemon.state_command", "inspect or verify a state directory"),
     "install-service": ("anomalyd.daemon.install_command", "install anomalyd as a systemd service"),
+    "demo": ("anomalyd.daemon.demo_command", "run the daemon and the simulator with a live view"),
 }
 
 

@@ -59,6 +59,7 @@ class StateKeeper:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.journal_failures = 0
+        metrics.checkpoint_interval.set(config.checkpoint_interval)
 
     @property
     def writing(self) -> bool:

@@ -71,6 +71,8 @@ class Metrics:
                                            registry=r)
         self.checkpoint_failing = Gauge("anomalyd_checkpoint_failing",
                                         "1 while the last checkpoint attempt failed", registry=r)
+        self.checkpoint_interval = Gauge("anomalyd_checkpoint_interval_seconds",
+                                         "Configured seconds between checkpoints", registry=r)
         self.checkpoint_invalid = Counter("anomalyd_checkpoint_invalid_total",
                                           "Checkpoints found corrupt or unreadable at start-up", registry=r)
         self.journal_failures = Counter("anomalyd_journal_failures_total",

@@ -43,6 +43,7 @@ class MqttLink:
         self._room = threading.Condition()
         self._outstanding = 0
         self._connections = 0
+        self._closing = False
         self._pending_subs: set[int] = set()
         # The control filter is "<prefix>/+" (validated); matching by prefix is much cheaper
         # than paho's general topic matcher, which runs for every reading.
@@ -100,6 +101,7 @@ class MqttLink:
 
     def stop(self, timeout: float) -> None:
         """Publish "offline", wait for it, and close the connection."""
+        self._closing = True
         try:
             info = self.client.publish(self.config.status_topic, json.dumps({"status": "offline"}), qos=1, retain=True)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -128,6 +130,9 @@ class MqttLink:
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.metrics.mqtt_connected.set(0)
+        if self._closing:
+            self.log.info("disconnected from the broker")
+            return
         self._limiter.log(self.log, logging.WARNING, "disconnect", "disconnected from the broker (%s); "
                           "reconnecting with backoff", reason_code)
 
