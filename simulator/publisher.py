@@ -204,8 +204,8 @@ class MqttPublisher:
         deadline = self._clock() + timeout
         while self.outstanding > 0:
             remaining = deadline - self._clock()
-            if remaining <= 0:
-                return False
+            if remaining <= 0 or (self.stop.is_set() and not self._connected):
+                return False  # stopping with the broker gone: waiting cannot help
             self.service(min(remaining, 0.05))
         return True
 
