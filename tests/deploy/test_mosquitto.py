@@ -219,3 +219,30 @@ def test_tls_listener_from_the_example(tmp_path):
         plain.close()
     finally:
         broker.stop()
+
+
+def test_daemon_over_tls_with_password_file_against_the_production_config(tmp_path):
+    """mqtts://, CA verification, a password read from a file and never logged, ACLs as shipped."""
+    from support.daemon import DaemonProcess
+
+    broker = Broker(tmp_path, tls=True).start()
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    daemon = None
+    try:
+        consumer = Client(broker, "consumer")
+        consumer.subscribe("anomalyd/scores/#")
+        tls_broker = type("TlsBroker", (), {"url": f"mqtts://anomalyd@127.0.0.1:{broker.tls_port}"})()
+        daemon = DaemonProcess(tls_broker, tmp_path / "daemon", {"mqtt": {
+            "password_file": str(password_file), "tls_ca_file": str(broker.ca)}}).start()
+        sensors = Client(broker, "sensors")
+        sensors.publish("sensors/tls1", b"42.5")
+        wait_until(lambda: consumer.topics() == ["anomalyd/scores/tls1"], 15, message="a score over TLS")
+        assert PASSWORD not in daemon.log_text()
+        assert "mqtts://anomalyd:" not in daemon.log_text() or "***" in daemon.log_text()
+        sensors.close()
+        consumer.close()
+    finally:
+        if daemon is not None:
+            assert daemon.stop() == 0
+        broker.stop()
