@@ -46,6 +46,7 @@ class Service:
         self._last_housekeeping = 0.0
         self._last_watchdog = 0.0
         self._healthy = True
+        self._totals = {"scored": 0, "anomalies": 0}  # for the one-line STATUS= summary
 
     # -- start-up ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -153,8 +154,11 @@ class Service:
             self._reject(reason, f"sensor {sensors[index]}")
         for reason, count in result.resets.items():
             m.resets.labels(reason).inc(count)
+        flagged = int(result.anomaly.sum())
         m.readings_scored.inc(len(result))
-        m.anomalies.inc(int(result.anomaly.sum()))
+        m.anomalies.inc(flagged)
+        self._totals["scored"] += len(result)
+        self._totals["anomalies"] += flagged
         batch = self.detector.engine.batch_size
         for size in _batch_sizes(len(result), batch):
             m.batch_fill.observe(size / batch)
@@ -201,9 +205,8 @@ class Service:
         self.notifier.status(self._summary())
 
     def _summary(self) -> str:
-        m = self.metrics
-        return (f"{len(self.detector.table)} sensors, {int(m.readings_scored._value.get())} scored, "
-                f"{int(m.anomalies._value.get())} anomalies, mqtt {'up' if self.link.connected else 'down'}")
+        return (f"{len(self.detector.table)} sensors, {self._totals['scored']} scored, "
+                f"{self._totals['anomalies']} anomalies, mqtt {'up' if self.link.connected else 'down'}")
 
     # -- signals -----------------------------------------------------------------------------
     def request_stop(self, *_args) -> None:
