@@ -15,9 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
+from anomalyd.daemon.head import SensorHead
 from anomalyd.daemon.scoring import ScoringSettings, score, scorer_fields
 from anomalyd.models.artifact import Artifact
-from anomalyd.models.engine import StepEngine, load_engine
+from anomalyd.models.engine import LastValueEngine, StepEngine, load_engine
 from anomalyd.models.features import NORM_FIELDS, norm_std, observe
 from anomalyd.models.slots import Field, SlotTable, batch_plan
 
@@ -69,7 +70,12 @@ class Detector:
                   "seen_ts": Field((), np.float64, -np.inf), "seen_at": Field((), np.float64, 0.0)}
         fields.update({name: Field(shape, dtype, init) for name, (shape, dtype, init) in NORM_FIELDS.items()})
         fields.update(scorer_fields(scoring))
+        self.head = _sensor_head(artifact, scoring, self.engine)
+        if self.head is not None:
+            fields.update(self.head.fields())
         self.table = SlotTable(settings.capacity, fields)
+        # A model change invalidates what was learnt on the old model's hidden states.
+        self._model_fields = CONTEXT_FIELDS + tuple(self.head.fields() if self.head is not None else ())
         self._row_state = [name for name in fields if name not in ("h", "c", *_KEEP_ON_RESET)]
         self._reset_fields = [name for name in fields if name not in _KEEP_ON_RESET]
 
@@ -171,10 +177,10 @@ class Detector:
         return len(stale)
 
     def reset_context(self, sensor_ids: list[str]) -> int:
-        """Drop the network state and pending prediction of these sensors (used when the
-        model changes); their normalisers and scorer statistics are kept."""
+        """Drop the network state, pending prediction and per-sensor head of these sensors
+        (used when the model changes); their normalisers and scorer statistics are kept."""
         rows = [row for row in map(self.table.row, sensor_ids) if row is not None]
-        self.table.reset(rows, CONTEXT_FIELDS)
+        self.table.reset(rows, self._model_fields)
         return len(rows)
 
     # -- state transfer (checkpoints) ---------------------------------------------------
@@ -203,26 +209,46 @@ class Detector:
                 compact[name] = stored[old_rows]
         self.table.restore({sensor: row for row, (sensor, _) in enumerate(order)}, compact)
         if not same_model:
-            self.table.reset(np.arange(len(order)), CONTEXT_FIELDS)
+            self.table.reset(np.arange(len(order)), self._model_fields)
         return fresh
 
     def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray):
         """Score and step one batch of distinct rows; returns per-reading output arrays."""
-        table, spec = self.table, self.artifact.features
+        table, spec, head = self.table, self.artifact.features, self.head
         state = {name: table[name][rows] for name in self._row_state}
         previous_prediction = state["prediction"].copy()
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
         scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
+        top = slice(table["h"].shape[1] - head.units, None) if head is not None else None
+        if head is not None:
+            # The hidden state from the sensor's previous reading and the change it led to.
+            head.learn(state, table["h"][rows, top], values, np.isfinite(previous_prediction),
+                       state["norm_count"])
         x = observe(spec, state, ts, values)
         z_next = self.engine.step_rows(table["h"], table["c"], rows, x)
         # The network predicts a change from its (clipped) input; applying that change to the
         # actual value keeps predictions right for values beyond the clip.
         std_after = norm_std(spec, state["norm_mean"], state["norm_var"])
-        state["prediction"] = values + std_after * (z_next.astype(np.float64) - x[:, 0])
+        if head is not None:
+            change = head.predict(state, table["h"][rows, top], x[:, 0], ts)
+            head.remember(state, values, std_after, x[:, 0], ts)
+        else:
+            change = z_next.astype(np.float64) - x[:, 0]
+        state["prediction"] = values + std_after * change
         for name in self._row_state:
             table[name][rows] = state[name]
         return previous_prediction, scores, anomaly, warmup
+
+
+def _sensor_head(artifact: Artifact, scoring: ScoringSettings, engine) -> SensorHead | None:
+    """The per-sensor output layer, for a network engine (the last-value baseline has none)."""
+    if not scoring.head or isinstance(engine, LastValueEngine):
+        return None
+    kernel, bias = artifact.head_weights()
+    return SensorHead(artifact.network.units[-1], kernel, bias, window=scoring.head_window,
+                      ridge=scoring.head_ridge, refit_every=scoring.head_refit_every,
+                      clip=scoring.head_clip, skip=scoring.head_skip)
 
 
 def _empty_outputs(n: int) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from anomalyd.models.spec import NetworkSpec
 @dataclass(frozen=True)
 class TrainingConfig:
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     window: int = 256
     burn_in: int = 32

@@ -1,0 +1,27 @@
+"""Helpers for the scorer tests: a small driver for ``score`` (importable as ``scorer_driver``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from anomalyd.daemon.scoring import ScoringSettings, score, scorer_fields
+
+
+def new_state(settings: ScoringSettings, n: int) -> dict[str, np.ndarray]:
+    return {name: np.full((n, *field.shape), field.initial, field.dtype)
+            for name, field in scorer_fields(settings).items()}
+
+
+def run_scorer(settings: ScoringSettings, values: np.ndarray, predictions: np.ndarray):
+    """Score [n, T] readings against given predictions (NaN: none), all rows at once, with the
+    signal's scale fixed at 1 and its mean at 0. Returns (score, anomaly, warmup), each [n, T]."""
+    values, predictions = np.atleast_2d(values).astype(np.float64), np.atleast_2d(predictions).astype(np.float64)
+    n, steps = values.shape
+    state = new_state(settings, n)
+    out = [np.zeros((n, steps)), np.zeros((n, steps), bool), np.zeros((n, steps), bool)]
+    ones, zeros = np.ones(n), np.zeros(n)
+    for t in range(steps):
+        state["prediction"] = predictions[:, t].copy()
+        result = score(settings, state, values[:, t], ones, zeros)
+        for array, column in zip(out, result):
+            array[:, t] = column
+    return tuple(out)

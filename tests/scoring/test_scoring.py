@@ -1,0 +1,125 @@
+"""The scorer's pieces, each on its own, through ``score`` on hand-made predictions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomalyd.daemon.scoring import NEUTRAL_SCORE, ScoringSettings, log_tail_score, squash
+from scorer_driver import new_state, run_scorer
+from anomalyd.daemon import scoring
+
+SETTINGS = ScoringSettings()
+
+
+def noisy(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Readings = 0 + unit noise, predicted perfectly up to the noise (prediction 0)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, (n, steps)), np.zeros((n, steps))
+
+
+def test_squash_sends_typical_errors_to_zero_and_large_ones_to_one():
+    relative = np.array([0.0, 1.0, SETTINGS.squash_low, 4.0, SETTINGS.squash_high, 50.0])
+    assert squash(SETTINGS, relative).tolist() == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+
+
+def test_log_tail_score_is_calibrated_on_the_tail_probability():
+    mean, var = np.zeros(3), np.ones(3)
+    # z = 0: tail 0.5; z = 4.26: tail 1e-5 (score 0.5); z = 8: tail 6e-16 (score 1).
+    result = log_tail_score(np.array([0.0, 4.2649, 8.0]), mean, var)
+    assert result[0] == pytest.approx(-np.log(0.5) / -np.log(1e-10), abs=1e-4)
+    assert result[1] == pytest.approx(0.5, abs=2e-3) and result[2] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_warm_up_scores_are_neutral_and_never_flagged():
+    values, predictions = noisy(2, SETTINGS.warmup + 50, 0)
+    values[:, 50] = 1e6  # a huge outlier inside the warm-up
+    score, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    assert warmup[:, :SETTINGS.warmup].all() and not warmup[:, SETTINGS.warmup:].any()
+    assert (score[:, :SETTINGS.warmup] == NEUTRAL_SCORE).all() and not anomaly[:, :SETTINGS.warmup].any()
+    assert SETTINGS.warmup <= 500
+
+
+def test_ordinary_noise_is_not_flagged():
+    values, predictions = noisy(8, 5000, 1)
+    _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[~warmup].mean() < 0.001
+
+
+def test_a_lasting_change_raises_one_flag_not_a_run():
+    values, predictions = noisy(4, 3000, 2)
+    values[:, 2000:2100] += 5.0  # predictions stay at 0: errors stay large for 100 readings
+    score, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[:, 2000:2012].any(axis=1).all()  # caught within the short window ...
+    assert anomaly[:, 2000:2100].sum(axis=1).max() <= 2  # ... by one flag (two at most)
+
+
+def test_repeat_filter_keeps_the_first_red_reading_only():
+    state = {"lik_last": np.zeros(3, np.float32)}
+    first = scoring._repeat_filter(SETTINGS, state, np.array([0.9, 0.4, 0.6]))
+    second = scoring._repeat_filter(SETTINGS, state, np.array([0.9, 0.9, 0.4]))
+    assert first.tolist() == [0.9, 0.4, 0.6]
+    assert second.tolist() == [SETTINGS.repeat_score, 0.9, 0.4]
+
+
+def test_spatial_rule_fires_beyond_the_margin_and_its_range_decays_toward_the_mean():
+    settings = ScoringSettings(spatial_decay=0.01)
+    state = new_state(settings, 2)
+    mean = np.zeros(2)
+    for value in (-1.0, 1.0):
+        scoring._spatial(settings, state, np.full(2, value), mean)
+    inside, beyond = 1.0 + 0.04 * 2, 1.0 + 0.06 * 2  # margin: 5% of the range of 2
+    assert scoring._spatial(settings, state, np.array([inside, beyond]), mean).tolist() == [0.0, 1.0]
+    high = state["value_max"].copy()
+    for _ in range(200):
+        scoring._spatial(settings, state, np.zeros(2), mean)
+    assert (state["value_max"] < 0.2 * high).all()  # an old excursion stops blinding the rule
+
+
+def test_local_maximum_filter_halves_scores_that_are_not_new_maxima():
+    state = new_state(SETTINGS, 1)
+    kept = []
+    for count, raw in enumerate([0.9, 0.7, 0.95, 0.95], start=1):
+        state["count"] = np.array([float(count)])
+        kept.append(float(scoring._local_maximum(SETTINGS, state, np.array([raw]))[0]))
+    assert kept == pytest.approx([0.9, 0.35, 0.95, 0.475])
+
+
+def test_an_isolated_spike_on_a_quiet_sensor_is_flagged_within_three_readings():
+    values, predictions = noisy(16, 3000, 3)
+    positions = np.arange(16) * 100 + 800
+    rows = np.arange(16)
+    values[rows, positions] += np.where(rows % 2, 7.0, -7.0)
+    # A predictor that follows the readings a little: the spike leaks into the next prediction.
+    predictions[rows, positions + 1] = 0.3 * values[rows, positions]
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    caught = [anomaly[row, p:p + 3].any() for row, p in zip(rows, positions)]
+    assert np.mean(caught) >= 0.9
+
+
+def test_spikes_of_ordinary_size_for_a_spiky_sensor_stay_quiet():
+    values, predictions = noisy(4, 6000, 4)
+    values[:, 300::40] += 7.0  # a 7-sigma spike every 40 readings is this sensor's normal
+    _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[:, 3000:].sum() <= 4
+
+
+def test_a_step_is_not_a_spike():
+    settings = ScoringSettings()
+    values, predictions = noisy(4, 2000, 5)
+    values[:, 1500:] += 7.0
+    predictions[:, 1501:] = values[:, 1500:-1]  # the predictor catches up after one reading
+    state_before = new_state(settings, 4)
+    assert state_before["spike_events"].sum() == 0
+    score, _, _ = run_scorer(settings, values, predictions)
+    # Whatever else fires, the spike rule's own score (0.8, exempt from the filters) does not.
+    assert not np.isclose(score[:, 1500:1504], settings.spike_score).any()
+
+
+def test_rows_are_scored_independently():
+    values, predictions = noisy(5, 1200, 6)
+    values[2, 700] += 9.0
+    together = run_scorer(SETTINGS, values, predictions)
+    for row in range(5):
+        alone = run_scorer(SETTINGS, values[row:row + 1], predictions[row:row + 1])
+        for a, b in zip(together, alone):
+            assert np.array_equal(a[row], b[0])
