@@ -27,7 +27,7 @@ _KEEP_ON_RESET = ("seen_ts", "seen_at")
 # What a gap longer than max_gap resets: the network's memory and the prediction made before
 # the gap describe a past too old to continue from; the sensor's learnt scale, typical error
 # and score history still hold, so it needs no new warm-up.
-CONTEXT_FIELDS = ("h", "c", "prediction")
+CONTEXT_FIELDS = ("state", "prediction")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Detector:
         self.threshold = scoring.threshold
         self.engine = engine or load_engine(artifact, settings.batch_size, settings.backend)
         width = self.engine.state_width
-        fields = {"h": Field((width,), np.float32), "c": Field((width,), np.float32),
+        # The network's h and c of every layer, packed in one row (see models.engine).
+        fields = {"state": Field((2 * width,), np.float32),
                   "seen_ts": Field((), np.float64, -np.inf), "seen_at": Field((), np.float64, 0.0)}
         fields.update({name: Field(shape, dtype, init) for name, (shape, dtype, init) in NORM_FIELDS.items()})
         fields.update(scorer_fields(scoring))
@@ -76,7 +77,7 @@ class Detector:
         self.table = SlotTable(settings.capacity, fields)
         # A model change invalidates what was learnt on the old model's hidden states.
         self._model_fields = CONTEXT_FIELDS + tuple(self.head.fields() if self.head is not None else ())
-        self._row_state = [name for name in fields if name not in ("h", "c", *_KEEP_ON_RESET)]
+        self._row_state = [name for name in fields if name not in ("state", *_KEEP_ON_RESET)]
         self._reset_fields = [name for name in fields if name not in _KEEP_ON_RESET]
 
     # -- sensor lifecycle ---------------------------------------------------------------
@@ -220,18 +221,20 @@ class Detector:
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
         scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
-        top = slice(table["h"].shape[1] - head.units, None) if head is not None else None
+        # The top layer's h: the last units of the h half of the packed state.
+        width = self.engine.state_width
+        top = slice(width - head.units, width) if head is not None else None
         if head is not None:
             # The hidden state from the sensor's previous reading and the change it led to.
-            head.learn(state, table["h"][rows, top], values, np.isfinite(previous_prediction),
+            head.learn(state, table["state"][rows, top], values, np.isfinite(previous_prediction),
                        state["norm_count"])
         x = observe(spec, state, ts, values)
-        z_next = self.engine.step_rows(table["h"], table["c"], rows, x)
+        z_next = self.engine.step_rows(table["state"], rows, x)
         # The network predicts a change from its (clipped) input; applying that change to the
         # actual value keeps predictions right for values beyond the clip.
         std_after = norm_std(spec, state["norm_mean"], state["norm_var"])
         if head is not None:
-            change = head.predict(state, table["h"][rows, top], x[:, 0], ts)
+            change = head.predict(state, table["state"][rows, top], x[:, 0], ts)
             head.remember(state, values, std_after, x[:, 0], ts)
         else:
             change = z_next.astype(np.float64) - x[:, 0]

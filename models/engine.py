@@ -3,10 +3,11 @@
     step(x[B, F], h[B, H], c[B, H], mask[B]) -> (prediction[B], h'[B, H], c'[B, H])
 
 State goes in and out explicitly (no ``stateful=True`` layer, no ``model.predict``): the caller
-owns every sensor's h and c. ``step_rows`` is the hot path: it gathers the chosen rows of the
-caller's state tables straight into the engine's input buffers, runs one step, and scatters
-the new state back into those rows only; padding slots are masked and rows not named are never
-touched.
+owns every sensor's h and c. Internally the program takes them packed as one ``state`` row
+[h | c] of width 2H per sensor, which is also how the daemon stores them: ``step_rows``, the
+hot path, gathers the chosen rows of the caller's state table straight into the engine's input
+buffer, runs one step, and scatters the new state back into those rows only; padding slots are
+masked and rows not named are never touched.
 
 Backends, measured by ``anomalyd bench step`` (docs/performance.md): ``litert`` runs the
 artifact's flat buffer in the LiteRT interpreter and needs no TensorFlow; ``tf`` and ``xla``
@@ -23,24 +24,33 @@ from anomalyd.models.artifact import Artifact
 
 BACKENDS = ("litert", "tf", "xla")
 # Tensor names in the step program (models.tf_engines.compile_step_program): the inputs keep
-# their placeholder names, the outputs are numbered in the order prediction, h', c'.
-INPUT_NAMES = ("x", "h", "c", "mask")
-OUTPUT_NAMES = ("Identity", "Identity_1", "Identity_2")
+# their placeholder names, the outputs are numbered in the order prediction, state'.
+INPUT_NAMES = ("x", "state", "mask")
+OUTPUT_NAMES = ("Identity", "Identity_1")
 LAST_VALUE = "last_value"  # the baseline predictor, not a backend of the network
 
 
 class StepEngine(Protocol):
     batch_size: int
     n_features: int
-    state_width: int
+    state_width: int  # H: one of h or c; a packed state row is 2H wide
 
     def step(self, x: np.ndarray, h: np.ndarray, c: np.ndarray,
              mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One step over a full batch; returns new arrays (inputs are not modified)."""
 
-    def step_rows(self, h_table: np.ndarray, c_table: np.ndarray, rows: np.ndarray,
-                  x: np.ndarray) -> np.ndarray:
-        """Step the given rows (at most B, unique) in place in the tables; returns predictions."""
+    def step_rows(self, table: np.ndarray, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Step the given rows (at most B, unique) of a packed [N, 2H] state table in place;
+        returns their predictions."""
+
+
+def pack(h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.concatenate([h, c], axis=1)
+
+
+def unpack(state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    width = state.shape[1] // 2
+    return state[:, :width], state[:, width:]
 
 
 class _BufferedEngine:
@@ -50,39 +60,44 @@ class _BufferedEngine:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size, self.n_features, self.state_width = batch_size, n_features, state_width
+        self._filled = -1  # rows the mask buffer currently marks as real (-1: unknown)
 
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def _invoke(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _invoke(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def invoke(self) -> np.ndarray:
-        """The bare compiled step on whatever the input buffers hold (the benchmark floor)."""
-        return self._invoke()[0].copy()
+    def run_packed(self, x: np.ndarray, state: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step on a full batch given as contiguous arrays (inputs copied in, outputs
+        copied out, as set_tensor/get_tensor would): the bare step, the benchmark floor."""
+        x_in, state_in, mask_in = self._buffers()
+        x_in[...], state_in[...], mask_in[...] = x, state, mask
+        del x_in, state_in, mask_in  # LiteRT refuses to run while views of its memory live
+        self._filled = -1
+        prediction, state_out = self._invoke()
+        return prediction.copy(), state_out.copy()
 
     def step(self, x, h, c, mask):
-        x_in, h_in, c_in, mask_in = self._buffers()
-        x_in[...], h_in[...], c_in[...], mask_in[...] = x, h, c, mask
-        del x_in, h_in, c_in, mask_in  # LiteRT refuses to run while views of its memory live
-        prediction, h_out, c_out = self._invoke()
-        return prediction.copy(), h_out.copy(), c_out.copy()
+        prediction, state = self.run_packed(x, pack(h, c), mask)
+        h_out, c_out = unpack(state)
+        return prediction, h_out.copy(), c_out.copy()
 
-    def step_rows(self, h_table, c_table, rows, x):
+    def step_rows(self, table, rows, x):
         n = len(rows)
         if n > self.batch_size:
             raise ValueError(f"{n} rows do not fit a batch of {self.batch_size}")
-        x_in, h_in, c_in, mask_in = self._buffers()
+        x_in, state_in, mask_in = self._buffers()
         x_in[:n] = x
         # mode="clip" lets take() write straight into the buffer (mode="raise" buffers first).
-        np.take(h_table, rows, axis=0, out=h_in[:n], mode="clip")
-        np.take(c_table, rows, axis=0, out=c_in[:n], mode="clip")
-        mask_in[:n] = 1.0
-        mask_in[n:] = 0.0
-        del x_in, h_in, c_in, mask_in
-        prediction, h_out, c_out = self._invoke()
-        h_table[rows] = h_out[:n]
-        c_table[rows] = c_out[:n]
+        np.take(table, rows, axis=0, out=state_in[:n], mode="clip")
+        if n != self._filled:  # the mask only changes with the number of rows
+            mask_in[:n] = 1.0
+            mask_in[n:] = 0.0
+            self._filled = n
+        del x_in, state_in, mask_in
+        prediction, state = self._invoke()
+        table[rows] = state[:n]
         return prediction[:n].copy()
 
 
@@ -101,23 +116,25 @@ class LiteRTEngine(_BufferedEngine):
             self._interpreter.resize_tensor_input(inputs[name]["index"], shape, strict=True)
         self._interpreter.allocate_tensors()
         outputs = {detail["name"]: detail["index"] for detail in self._interpreter.get_output_details()}
-        self._in = [inputs[name]["index"] for name in INPUT_NAMES]
-        self._out = [outputs[name] for name in OUTPUT_NAMES]
+        # Functions that return views of the interpreter's own memory (kept: creating them
+        # costs more than calling them; the views themselves must not outlive a call).
+        self._in = [self._interpreter.tensor(inputs[name]["index"]) for name in INPUT_NAMES]
+        self._out = [self._interpreter.tensor(outputs[name]) for name in OUTPUT_NAMES]
 
     def _buffers(self):
-        # Views of the interpreter's own input memory: writing them is the whole "set_tensor".
-        return tuple(self._interpreter.tensor(index)() for index in self._in)
+        # Writing these views is the whole "set_tensor": no copy in between.
+        return tuple(view() for view in self._in)
 
     def _invoke(self):
         self._interpreter.invoke()
-        return tuple(self._interpreter.tensor(index)() for index in self._out)
+        return tuple(view() for view in self._out)
 
 
 class LastValueEngine:
     """Baseline predictor with the engine interface: the next value equals the current one.
 
     Run through the identical scoring chain, it shows what the LSTM adds (evaluation reports
-    both side by side). It keeps no state; the one state column exists to fit the tables.
+    both side by side). It keeps no state; the one state column pair exists to fit the tables.
     """
 
     state_width = 1
@@ -128,7 +145,7 @@ class LastValueEngine:
     def step(self, x, h, c, mask):
         return x[:, 0].copy(), h.copy(), c.copy()
 
-    def step_rows(self, h_table, c_table, rows, x):
+    def step_rows(self, table, rows, x):
         return np.asarray(x[:, 0], np.float32).copy()
 
 

@@ -8,24 +8,22 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from anomalyd.models.artifact import Artifact, keras_model
+from anomalyd.models.artifact import Artifact, keras_model, save
 from anomalyd.models.engine import _BufferedEngine
 from anomalyd.models.network import step_function
 from anomalyd.models.spec import NetworkSpec
 
 
 def _signature(spec: NetworkSpec, batch_size: int | None) -> list[tf.TensorSpec]:
-    width = spec.state_width
     return [tf.TensorSpec([batch_size, spec.n_features], tf.float32, name="x"),
-            tf.TensorSpec([batch_size, width], tf.float32, name="h"),
-            tf.TensorSpec([batch_size, width], tf.float32, name="c"),
+            tf.TensorSpec([batch_size, 2 * spec.state_width], tf.float32, name="state"),
             tf.TensorSpec([batch_size], tf.float32, name="mask")]
 
 
 def traced_step(model, spec: NetworkSpec, batch_size: int | None, jit_compile: bool = False):
-    """The Keras layers' step as a ``tf.function`` returning (prediction, h', c')."""
+    """The Keras layers' step as a ``tf.function`` returning (prediction, state')."""
     step = step_function(model, spec)
-    return tf.function(lambda x, h, c, mask: step(x, h, c, mask),
+    return tf.function(lambda x, state, mask: step(x, state, mask),
                        input_signature=_signature(spec, batch_size), jit_compile=jit_compile)
 
 
@@ -34,7 +32,7 @@ def compile_step_program(model, spec: NetworkSpec) -> bytes:
 
     The variables are frozen into constants first: converting the Keras 3 variables directly
     produced a program that read garbage weights (TensorFlow 2.21). The program's inputs are
-    named x, h, c, mask and its outputs come in the order prediction, h', c'. The batch is
+    named x, state, mask and its outputs come in the order prediction, state'. The batch is
     fixed later by the engine (``resize_tensor_input``); measured here, a resized dynamic
     program runs as fast as one converted for that batch size.
     """
@@ -52,8 +50,7 @@ class TFFunctionEngine(_BufferedEngine):
         super().__init__(batch_size, spec.n_features, spec.state_width)
         self._function = traced_step(keras_model(artifact), spec, batch_size, jit_compile)
         self._inputs = (np.zeros((batch_size, spec.n_features), np.float32),
-                        np.zeros((batch_size, spec.state_width), np.float32),
-                        np.zeros((batch_size, spec.state_width), np.float32),
+                        np.zeros((batch_size, 2 * spec.state_width), np.float32),
                         np.zeros(batch_size, np.float32))
         self._invoke()  # trace and compile now, not on the first real tick
 
@@ -62,3 +59,11 @@ class TFFunctionEngine(_BufferedEngine):
 
     def _invoke(self):
         return tuple(tensor.numpy() for tensor in self._function(*self._inputs))
+
+
+def recompile(artifact: Artifact) -> Artifact:
+    """Rewrite an artifact's step program from its weights (same fingerprint): needed when
+    the program's interface changes, never when the network does."""
+    model = keras_model(artifact)
+    return save(artifact.path, artifact.network, artifact.features, artifact.weights, model.to_json(),
+                compile_step_program(model, artifact.network), artifact.training)

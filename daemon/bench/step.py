@@ -3,7 +3,9 @@
 For each batch size B, one call advances B sensors by one reading:
 - engine: the daemon's path, gathering B random rows of a larger state table into the
   engine, one compiled step, scattering the new state back;
-- bare_<backend>: the compiled step alone on loaded buffers (the floor), per backend;
+- bare_<backend>: the compiled step alone, per backend: a full batch of inputs copied in from
+  contiguous arrays and the outputs copied out (what set_tensor/get_tensor do), no
+  gather/scatter; the fastest is the floor;
 - keras_call: a Keras functional model with explicit h/c inputs, called directly;
 - keras_predict_stateful: a ``stateful=True`` Keras model, ``model.predict`` per step;
 - window100: ``model.predict`` on each sensor's last 100 readings, keeping the last output
@@ -24,19 +26,19 @@ WINDOW = 100
 def _engine_call(artifact: Artifact, batch: int, rng: np.random.Generator):
     engine = load_engine(artifact, batch)
     table_rows = max(4 * batch, 4096)
-    h = rng.normal(0, 0.1, (table_rows, engine.state_width)).astype(np.float32)
-    c = h.copy()
-    rows = rng.choice(table_rows, batch, replace=False)
+    table = rng.normal(0, 0.1, (table_rows, 2 * engine.state_width)).astype(np.float32)
+    # Rows in ascending order, as the daemon's batch plan hands them to the engine.
+    rows = np.sort(rng.choice(table_rows, batch, replace=False))
     x = rng.normal(size=(batch, engine.n_features)).astype(np.float32)
-    return lambda: engine.step_rows(h, c, rows, x)
+    return lambda: engine.step_rows(table, rows, x)
 
 
 def _bare_call(artifact: Artifact, batch: int, backend: str, rng: np.random.Generator):
     engine = load_engine(artifact, batch, backend)
-    engine.step(rng.normal(size=(batch, engine.n_features)).astype(np.float32),
-                np.zeros((batch, engine.state_width), np.float32),
-                np.zeros((batch, engine.state_width), np.float32), np.ones(batch, np.float32))
-    return engine.invoke
+    x = rng.normal(size=(batch, engine.n_features)).astype(np.float32)
+    state = rng.normal(0, 0.1, (batch, 2 * engine.state_width)).astype(np.float32)
+    mask = np.ones(batch, np.float32)
+    return lambda: engine.run_packed(x, state, mask)
 
 
 def _keras_models(artifact: Artifact, batch: int):

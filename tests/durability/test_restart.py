@@ -134,8 +134,8 @@ def test_checkpoint_of_another_model_keeps_normalisers_and_resets_network_state(
         new_row = after.rows[sensor]
         assert np.array_equal(after.arrays["norm_mean"][new_row], before.arrays["norm_mean"][row])
         assert np.array_equal(after.arrays["count"][new_row], before.arrays["count"][row])
-        assert not after.arrays["h"][new_row].any() and np.isnan(after.arrays["prediction"][new_row])
-        assert before.arrays["h"][row].any()
+        assert not after.arrays["state"][new_row].any() and np.isnan(after.arrays["prediction"][new_row])
+        assert before.arrays["state"][row].any()
     shutil.rmtree(tmp_path / "other_model")
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from anomalyd.models.artifact import keras_model
-from anomalyd.models.engine import BACKENDS, load_engine
+from anomalyd.models.engine import BACKENDS, load_engine, pack, unpack
 
 from .conftest import random_sequences
 
@@ -57,15 +57,13 @@ def test_reset_row_restarts_that_row_only(model_artifact):
     sequences = random_sequences(batch, steps, model_artifact.network.n_features, seed=3)
     baseline, _, _ = run_engine(engine, sequences)
 
-    h = np.zeros((batch, engine.state_width), np.float32)
-    c = np.zeros_like(h)
+    table = np.zeros((batch, 2 * engine.state_width), np.float32)
     rows = np.arange(batch)
     predictions = np.zeros((batch, steps), np.float32)
     for t in range(steps):
         if t == reset_at:
-            h[reset_row] = 0.0
-            c[reset_row] = 0.0
-        predictions[:, t] = engine.step_rows(h, c, rows, sequences[:, t])
+            table[reset_row] = 0.0  # the initial state of this row, h and c
+        predictions[:, t] = engine.step_rows(table, rows, sequences[:, t])
     fresh, _, _ = run_engine(load_engine(model_artifact, 1), sequences[reset_row:reset_row + 1, reset_at:])
 
     others = rows != reset_row
@@ -99,24 +97,23 @@ def test_masked_rows_keep_state_and_padding_does_not_leak(model_artifact, backen
 def test_step_rows_touches_only_named_rows(model_artifact):
     engine = load_engine(model_artifact, 4)
     rng = np.random.default_rng(9)
-    h = rng.normal(size=(10, engine.state_width)).astype(np.float32)
-    c = rng.normal(size=(10, engine.state_width)).astype(np.float32)
-    before_h, before_c = h.copy(), c.copy()
+    table = rng.normal(size=(10, 2 * engine.state_width)).astype(np.float32)
+    before = table.copy()
     rows = np.array([7, 2, 5])
     x = rng.normal(size=(3, engine.n_features)).astype(np.float32)
-    predictions = engine.step_rows(h, c, rows, x)
-    expected, eh, ec = load_engine(model_artifact, 3).step(x, before_h[rows], before_c[rows], np.ones(3, np.float32))
+    predictions = engine.step_rows(table, rows, x)
+    expected, eh, ec = load_engine(model_artifact, 3).step(x, *unpack(before[rows]), np.ones(3, np.float32))
     untouched = np.setdiff1d(np.arange(10), rows)
-    assert np.array_equal(h[untouched], before_h[untouched]) and np.array_equal(c[untouched], before_c[untouched])
+    assert np.array_equal(table[untouched], before[untouched])
     assert np.abs(predictions - expected).max() <= TOLERANCE
-    assert np.abs(h[rows] - eh).max() <= TOLERANCE and np.abs(c[rows] - ec).max() <= TOLERANCE
+    assert np.abs(table[rows] - pack(eh, ec)).max() <= TOLERANCE
 
 
 def test_too_many_rows_for_the_batch_is_an_error(model_artifact):
     engine = load_engine(model_artifact, 2)
-    table = np.zeros((5, engine.state_width), np.float32)
+    table = np.zeros((5, 2 * engine.state_width), np.float32)
     with pytest.raises(ValueError, match="do not fit"):
-        engine.step_rows(table, table.copy(), np.arange(3), np.zeros((3, engine.n_features), np.float32))
+        engine.step_rows(table, np.arange(3), np.zeros((3, engine.n_features), np.float32))
 
 
 def test_unknown_backend_is_rejected(model_artifact):
