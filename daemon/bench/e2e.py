@@ -43,11 +43,12 @@ def single_messages(count: int, start: float) -> list[tuple[str, str]]:
             for i in range(count)]
 
 
-def senml_messages(count: int, start: float, per_message: int = 100) -> list[tuple[str, str]]:
+def senml_messages(count: int, start: float, per_message: int = 100,
+                   sensors: int = SENSORS) -> list[tuple[str, str]]:
     messages = []
     for m in range(count):
         first = m * per_message
-        records = [{"n": f"b{(first + k) % SENSORS:04d}", "t": (first + k) // SENSORS, "v": float(k % 13)}
+        records = [{"n": f"b{(first + k) % sensors:06d}", "t": (first + k) // sensors, "v": float(k % 13)}
                    for k in range(per_message)]
         records[0]["bt"] = start
         messages.append(("sensors/senml", json.dumps(records)))
@@ -110,8 +111,10 @@ class Collector:
 class Consumer:
     """The relay or the daemon as a child process, sampled for CPU while it works."""
 
-    def __init__(self, kind: str, broker: MosquittoBroker, workdir: Path, batch_scores: bool = False) -> None:
+    def __init__(self, kind: str, broker: MosquittoBroker, workdir: Path, batch_scores: bool = False,
+                 extra: dict | None = None) -> None:
         self.kind, self.broker, self.workdir, self.batch_scores = kind, broker, workdir, batch_scores
+        self.extra = extra or {}  # more daemon configuration, section by section
         self.samples: list[tuple[float, float]] = []
         self._sampling = threading.Event()
 
@@ -130,6 +133,8 @@ class Consumer:
                            "batch_scores": self.batch_scores, "batch_topic": "anomalyd/batch"},
                   "metrics": {"address": f"127.0.0.1:{free_port()}"},
                   "state": {"directory": str(self.workdir / "state")}, "logging": {"level": "WARNING"}}
+        for section, values in self.extra.items():
+            config[section] = {**config.get(section, {}), **values}
         path = self.workdir / "anomalyd.yaml"
         path.write_text(yaml.safe_dump(config))
         notify_path = str(self.workdir / "notify.sock")

@@ -109,6 +109,40 @@ def _ticks_while_writing(detector, ids, clock, rng, directory: Path) -> tuple[li
     return durations, clock
 
 
+def daemon_peak_rss(sensors: int) -> dict:
+    """The real daemon (MQTT, journal, checkpoints) holding ``sensors`` sensors: its peak RSS
+    once every sensor has a slot and a checkpoint of them all has been written."""
+    from anomalyd.daemon.bench import e2e
+    from anomalyd.daemon.bench.procstat import peak_rss_bytes as rss_of
+    from anomalyd.daemon.local_broker import MosquittoBroker
+
+    with tempfile.TemporaryDirectory(prefix="anomalyd-rss-") as tmp, \
+            MosquittoBroker(Path(tmp) / "broker", extra_config=e2e.BROKER_CONFIG) as broker:
+        daemon = e2e.Consumer("anomalyd", broker, Path(tmp), batch_scores=True,
+                              extra={"detector": {"max_sensors": sensors},
+                                     "state": {"checkpoint_interval": 5.0}})
+        daemon.start()
+        messages = e2e.senml_messages(sensors // 100, time.time() - 3600, sensors=sensors)
+        e2e.publish(broker, messages)
+        state = Path(tmp) / "state"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not _checkpoint_with(state, sensors):
+            time.sleep(0.5)  # polling a file the daemon writes on its own schedule
+        rss = rss_of(daemon.process.pid)
+        daemon.stop()
+    return {"sensors": sensors, "daemon_peak_rss_bytes": rss}
+
+
+def _checkpoint_with(directory: Path, sensors: int) -> bool:
+    newest = checkpoint.list_checkpoints(directory)
+    if not newest:
+        return False
+    try:
+        return len(checkpoint.read(newest[0][1]).rows) >= sensors
+    except checkpoint.CheckpointError:
+        return False
+
+
 def run(artifact: Artifact, quick: bool = False) -> dict:
     sizes = SIZES[:2] if quick else SIZES
     results = []
@@ -117,11 +151,13 @@ def run(artifact: Artifact, quick: bool = False) -> dict:
                    "5" if quick else "15"]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
-    report = {"benchmark": "scale", "machine": machine(), "model": artifact.fingerprint, "sizes": results}
+    report = {"benchmark": "scale", "machine": machine(), "model": artifact.fingerprint, "sizes": results,
+              "daemon": daemon_peak_rss(sizes[-1])}
     first, last = results[0], results[-1]
     report["per_reading_cost_ratio"] = round(last["us_per_reading"] / first["us_per_reading"], 2)
     if last["sensors"] == SIZES[-1]:
-        report["bars"] = {"rss_at_100k<=2GiB": last["peak_rss_bytes"] <= 2 * 1024 ** 3,
+        rss = max(last["peak_rss_bytes"], report["daemon"]["daemon_peak_rss_bytes"])
+        report["bars"] = {"rss_at_100k<=2GiB": rss <= 2 * 1024 ** 3,
                           "per_reading_cost_at_100k<=2x_1k": report["per_reading_cost_ratio"] <= 2.0}
     return report
 
