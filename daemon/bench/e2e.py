@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from anomalyd.daemon.local_broker import MosquittoBroker, free_port
 from anomalyd.models.artifact import Artifact
 
 SENSORS = 1000
+WINDOW = 20_000  # messages the load generator keeps in flight
 BROKER_CONFIG = "max_queued_messages 0\nmax_queued_bytes 0\n"  # the backlog must fit in the broker
 
 
@@ -57,21 +59,24 @@ def senml_messages(count: int, start: float, per_message: int = 100,
 
 def publish(broker: MosquittoBroker, messages: list[tuple[str, str]], rate: float = 0.0) -> None:
     """Publish with QoS 1 (paced at ``rate`` msg/s if given, stamping the publish time in
-    "ts"), and wait until the broker has them all."""
+    "ts"), and wait until the broker has them all. At most ``WINDOW`` messages are
+    outstanding: paho has 65,535 message ids and refuses to reuse one still in flight."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-load-{time.monotonic_ns()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    started, infos = time.monotonic(), []
+    started, pending = time.monotonic(), deque()
     for index, (topic, payload) in enumerate(messages):
         if rate:
             ahead = started + index / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
             payload = json.dumps({"value": json.loads(payload)["value"], "ts": time.time()})
-        infos.append(client.publish(topic, payload, qos=1))
-    for info in infos:
+        pending.append(client.publish(topic, payload, qos=1))
+        while len(pending) > WINDOW:
+            pending.popleft().wait_for_publish(120)
+    for info in pending:
         info.wait_for_publish(120)
     client.disconnect()
     client.loop_stop()
