@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from anomalyd.daemon.head import SensorHead
+from anomalyd.daemon.head import IN_PLACE_FIELDS, SensorHead
 from anomalyd.daemon.scoring import ScoringSettings, score, scorer_fields
 from anomalyd.models.artifact import Artifact
 from anomalyd.models.engine import LastValueEngine, StepEngine, load_engine
@@ -77,7 +77,8 @@ class Detector:
         self.table = SlotTable(settings.capacity, fields)
         # A model change invalidates what was learnt on the old model's hidden states.
         self._model_fields = CONTEXT_FIELDS + tuple(self.head.fields() if self.head is not None else ())
-        self._row_state = [name for name in fields if name not in ("state", *_KEEP_ON_RESET)]
+        # Fields gathered for a batch and written back; the rest are updated in place by row.
+        self._row_state = [name for name in fields if name not in ("state", *_KEEP_ON_RESET, *IN_PLACE_FIELDS)]
         self._reset_fields = [name for name in fields if name not in _KEEP_ON_RESET]
 
     # -- sensor lifecycle ---------------------------------------------------------------
@@ -221,21 +222,20 @@ class Detector:
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
         scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
-        # The top layer's h: the last units of the h half of the packed state.
-        width = self.engine.state_width
-        top = slice(width - head.units, width) if head is not None else None
         if head is not None:
-            # The hidden state from the sensor's previous reading and the change it led to.
-            head.learn(state, table["state"][rows, top], values, np.isfinite(previous_prediction),
-                       state["norm_count"])
+            # The change from the sensor's previous reading, learnt against the regressors
+            # the head staged when it predicted it.
+            head.learn(state, table, rows, values, np.isfinite(previous_prediction), state["norm_count"])
         x = observe(spec, state, ts, values)
         z_next = self.engine.step_rows(table["state"], rows, x)
         # The network predicts a change from its (clipped) input; applying that change to the
         # actual value keeps predictions right for values beyond the clip.
         std_after = norm_std(spec, state["norm_mean"], state["norm_var"])
         if head is not None:
-            change = head.predict(state, table["state"][rows, top], x[:, 0], ts)
-            head.remember(state, values, std_after, x[:, 0], ts)
+            # The top layer's h: the last units of the h half of the packed state.
+            top = slice(self.engine.state_width - head.units, self.engine.state_width)
+            change = head.predict(state, table, rows, table["state"][rows, top], x[:, 0], ts)
+            head.remember(state, values, std_after)
         else:
             change = z_next.astype(np.float64) - x[:, 0]
         state["prediction"] = values + std_after * change
