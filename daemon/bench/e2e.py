@@ -6,8 +6,9 @@ baseline relay, then anomalyd with the shipped model and its default settings):
   the consumer is down, then drained at full speed (sustained readings/s, CPU, peak RSS);
 - senml100: the same with SenML messages of 100 readings (anomalyd publishes its scores as
   one array per tick, the relay one array per message);
-- latency: 5,000 readings/s offered live; reading-to-score latency from the publish time the
-  load generator writes into each payload to the arrival of its score.
+- latency: 5,000 readings/s offered live by a separate single-threaded load generator
+  (bench.loadgen); reading-to-score latency from the publish time it writes into each payload
+  to the arrival of its score at a separate collector process.
 """
 from __future__ import annotations
 
@@ -57,22 +58,18 @@ def senml_messages(count: int, start: float, per_message: int = 100,
     return messages
 
 
-def publish(broker: MosquittoBroker, messages: list[tuple[str, str]], rate: float = 0.0) -> None:
-    """Publish with QoS 1 (paced at ``rate`` msg/s if given, stamping the publish time in
-    "ts"), and wait until the broker has them all. At most ``WINDOW`` messages are
-    outstanding: paho has 65,535 message ids and refuses to reuse one still in flight."""
+def publish(broker: MosquittoBroker, messages: list[tuple[str, str]]) -> None:
+    """Publish a backlog with QoS 1 as fast as the broker takes it, and wait until the broker
+    has them all. At most ``WINDOW`` messages are outstanding: paho has 65,535 message ids and
+    refuses to reuse one still in flight. (The paced, time-stamped load of the latency
+    measurement comes from ``bench.loadgen``.)"""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-load-{time.monotonic_ns()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    started, pending = time.monotonic(), deque()
-    for index, (topic, payload) in enumerate(messages):
-        if rate:
-            ahead = started + index / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-            payload = json.dumps({"value": json.loads(payload)["value"], "ts": time.time()})
+    pending = deque()
+    for topic, payload in messages:
         pending.append(client.publish(topic, payload, qos=1))
         while len(pending) > WINDOW:
             pending.popleft().wait_for_publish(120)
@@ -208,7 +205,8 @@ def latency(kind: str, broker: MosquittoBroker, workdir: Path, rate: float, seco
     consumer = Consumer(kind, broker, workdir)
     consumer.start()
     collector = Collector(broker, output_filter(kind, False), count, "latency")
-    publish(broker, single_messages(count, time.time()), rate=rate)
+    subprocess.run([sys.executable, "-m", "anomalyd.daemon.bench.loadgen", broker.host, str(broker.port), str(rate),
+                    str(count), str(SENSORS)], check=True, stdout=subprocess.DEVNULL, timeout=seconds + 300)
     result = collector.result(timeout=300)
     consumer.stop()
     values = np.array(result["latencies"]) * 1000.0

@@ -4,7 +4,8 @@ For 1,000 / 10,000 / 100,000 active sensors, each reporting once per tick throug
 detector (engine and scorer, no broker): tick time p50/p99, readings/s, peak RSS, checkpoint
 size, snapshot, write and restore time, and the p99 of 1,024-reading ticks with and without a
 checkpoint being written at the same time. Each size runs in its own process so RSS figures
-do not mix.
+do not mix; that process's peak includes a second, restored copy of the state (the restore
+measurement), so the memory bar is judged on the real daemon holding the largest fleet.
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def _checkpoint_figures(detector: Detector, artifact: Artifact, directory: Path)
     started = time.perf_counter()
     path, size = checkpoint.CheckpointWriter(directory).write(snap)
     write_s = time.perf_counter() - started
+    del snap, arrays  # the restore below holds a second full copy of the state
     started = time.perf_counter()
     loaded = checkpoint.read(path)
     Detector(artifact, DetectorSettings(capacity=detector.table.capacity, batch_size=1024)).load_state(
@@ -156,8 +158,8 @@ def run(artifact: Artifact, quick: bool = False) -> dict:
     first, last = results[0], results[-1]
     report["per_reading_cost_ratio"] = round(last["us_per_reading"] / first["us_per_reading"], 2)
     if last["sensors"] == SIZES[-1]:
-        rss = max(last["peak_rss_bytes"], report["daemon"]["daemon_peak_rss_bytes"])
-        report["bars"] = {"rss_at_100k<=2GiB": rss <= 2 * 1024 ** 3,
+        # The bar is the daemon's: the measuring process also holds the restored copy.
+        report["bars"] = {"rss_at_100k<=2GiB": report["daemon"]["daemon_peak_rss_bytes"] <= 2 * 1024 ** 3,
                           "per_reading_cost_at_100k<=2x_1k": report["per_reading_cost_ratio"] <= 2.0}
     return report
 
