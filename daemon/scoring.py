@@ -15,8 +15,13 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    reading, instead of a run of them (without it the likelihood scores about 15 NAB points
    instead of about 40: every long excursion would be a burst of false positives);
 5. spatial rule, after HTM's NAB detector: a value beyond the sensor's running min/max by more
-   than ``spatial_margin`` of that range scores 1.0 outright; min and max decay slowly toward
-   the running mean so one old excursion does not blind the rule forever;
+   than ``spatial_margin`` of that range, which also missed its prediction by at least
+   ``spatial_min_error`` typical errors, scores 1.0 outright; min and max decay slowly toward
+   the running mean so one old excursion does not blind the rule forever. The prediction test
+   is ours: a trend or a slow cycle that the predictor follows reaches new extremes all the
+   time (on simulator scenarios HTM's plain rule made 80% of all false alarms, on seasonal and
+   random-walk sensors); with it NAB scores 65.65 instead of 65.50 and scenario precision
+   rises from 0.23 to 0.36;
 6. spike rule: a reading that missed its prediction by at least ``spike_min`` typical errors
    and was followed by a return to where the signal should have gone (its prediction moved on
    by the predicted change, within ``spike_return`` typical errors) is an isolated spike. It
@@ -71,6 +76,7 @@ class ScoringSettings:
     repeat_level: float = 0.5  # a likelihood this high right after another one this high ...
     repeat_score: float = 0.3  # ... is cut to this (HTM's red/yellow filter)
     spatial_margin: float = 0.05
+    spatial_min_error: float = 3.0  # typical errors a new extreme must also miss its prediction by
     spatial_decay: float = 3e-5  # per reading, fraction of the way back to the running mean
     spike_min: float = 4.0  # typical errors: a smaller miss is never a spike
     spike_return: float = 2.5  # typical errors: how close the next reading must come back
@@ -162,7 +168,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
                                   state["error_typ"])
 
     likelihood = _repeat_filter(settings, state, _likelihood(settings, state, squashed, count))
-    spatial = _spatial(settings, state, values, mean_before)
+    spatial = _spatial(settings, state, values, mean_before, relative)
     spike = _spike(settings, state, values, std_before * typical, relative, has_prediction, count)
     # The spike rule has its own rarity test, so a recent excursion does not suppress it.
     kept = np.maximum(_local_maximum(settings, state, np.maximum(likelihood, spatial)), spike)
@@ -198,12 +204,12 @@ def _repeat_filter(settings: ScoringSettings, state: dict[str, np.ndarray], like
 
 
 def _spatial(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
-             mean: np.ndarray) -> np.ndarray:
+             mean: np.ndarray, relative: np.ndarray) -> np.ndarray:
     known = np.isfinite(state["value_min"])  # False until the first reading
     low = np.where(known, state["value_min"], values)
     high = np.where(known, state["value_max"], values)
     margin = settings.spatial_margin * (high - low)
-    outside = known & ((values > high + margin) | (values < low - margin))
+    outside = known & ((values > high + margin) | (values < low - margin)) & (relative >= settings.spatial_min_error)
     decay = settings.spatial_decay
     state["value_min"] = np.minimum(low + decay * (mean - low), values)
     state["value_max"] = np.maximum(high + decay * (mean - high), values)
