@@ -23,7 +23,9 @@ import numpy as np
 from anomalyd.models.features import FeatureSpec
 from anomalyd.models.spec import NetworkSpec
 
-FORMAT_VERSION = 1
+# 2: the step program takes (x, state) without a mask. A format-1 artifact's weights still
+# load (the fingerprint is unchanged) once its program is rewritten: models.tf_engines.recompile.
+FORMAT_VERSION = 2
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
 
 
@@ -82,8 +84,9 @@ def save(path: Path, network: NetworkSpec, features: FeatureSpec, weights: list[
     return load(path)
 
 
-def load(path: Path | str | None = None) -> Artifact:
-    """Load and verify an artifact; ``None`` means the model shipped with the package."""
+def load(path: Path | str | None = None, check_format: bool = True) -> Artifact:
+    """Load and verify an artifact; ``None`` means the model shipped with the package.
+    ``check_format=False`` also loads older formats (to rewrite their step program)."""
     path = Path(path) if path is not None else DEFAULT_ARTIFACT
     try:
         meta = json.loads((path / "model.json").read_text())
@@ -92,8 +95,11 @@ def load(path: Path | str | None = None) -> Artifact:
         step_program = (path / "step.tflite").read_bytes()
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"cannot read model artifact {path}: {exc}") from exc
-    if meta.get("format") != FORMAT_VERSION:
-        raise ArtifactError(f"{path}: unsupported artifact format {meta.get('format')!r}")
+    if check_format and meta.get("format") != FORMAT_VERSION:
+        hint = (" (its step program takes a mask: rewrite it with python -c 'from anomalyd.models import "
+                f"artifact, tf_engines; tf_engines.recompile(artifact.load(\"{path}\", check_format=False))')"
+                if meta.get("format") == 1 else "")
+        raise ArtifactError(f"{path}: unsupported artifact format {meta.get('format')!r}{hint}")
     network = NetworkSpec.from_dict(meta["network"])
     features = FeatureSpec.from_dict(meta["features"])
     actual = fingerprint(network, features, weights)

@@ -16,14 +16,13 @@ from anomalyd.models.spec import NetworkSpec
 
 def _signature(spec: NetworkSpec, batch_size: int | None) -> list[tf.TensorSpec]:
     return [tf.TensorSpec([batch_size, spec.n_features], tf.float32, name="x"),
-            tf.TensorSpec([batch_size, 2 * spec.state_width], tf.float32, name="state"),
-            tf.TensorSpec([batch_size], tf.float32, name="mask")]
+            tf.TensorSpec([batch_size, 2 * spec.state_width], tf.float32, name="state")]
 
 
 def traced_step(model, spec: NetworkSpec, batch_size: int | None, jit_compile: bool = False):
     """The Keras layers' step as a ``tf.function`` returning (prediction, state')."""
     step = step_function(model, spec)
-    return tf.function(lambda x, state, mask: step(x, state, mask),
+    return tf.function(lambda x, state: step(x, state),
                        input_signature=_signature(spec, batch_size), jit_compile=jit_compile)
 
 
@@ -32,7 +31,7 @@ def compile_step_program(model, spec: NetworkSpec) -> bytes:
 
     The variables are frozen into constants first: converting the Keras 3 variables directly
     produced a program that read garbage weights (TensorFlow 2.21). The program's inputs are
-    named x, state, mask and its outputs come in the order prediction, state'. The batch is
+    named x and state and its outputs come in the order prediction, state'. The batch is
     fixed later by the engine (``resize_tensor_input``); measured here, a resized dynamic
     program runs as fast as one converted for that batch size.
     """
@@ -50,8 +49,7 @@ class TFFunctionEngine(_BufferedEngine):
         super().__init__(batch_size, spec.n_features, spec.state_width)
         self._function = traced_step(keras_model(artifact), spec, batch_size, jit_compile)
         self._inputs = (np.zeros((batch_size, spec.n_features), np.float32),
-                        np.zeros((batch_size, 2 * spec.state_width), np.float32),
-                        np.zeros(batch_size, np.float32))
+                        np.zeros((batch_size, 2 * spec.state_width), np.float32))
         self._invoke()  # trace and compile now, not on the first real tick
 
     def _buffers(self):
