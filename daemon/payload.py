@@ -49,6 +49,7 @@ class Decoder:
         self.limits = limits
         self._sensor_ok = re.compile(limits.sensor_id_pattern).fullmatch
         self._topic = re.compile(limits.topic_pattern).match
+        self._valid_ids: set[str] = set()
 
     def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
         out = Decoded()
@@ -97,12 +98,14 @@ class Decoder:
         if len(records) > self.limits.max_readings_per_message:
             out.rejected.append("too_many_readings")
             return
-        base_name, base_time, base_value = "", 0.0, 0.0
+        base_name, base_time, base_value, base_ok = "", 0.0, 0.0, True
         for record in records:
-            base_name = record.get("bn", base_name)
-            base_time = record.get("bt", base_time)
-            base_value = record.get("bv", base_value)
-            if not (isinstance(base_name, str) and _is_number(base_time) and _is_number(base_value)):
+            if "bn" in record or "bt" in record or "bv" in record:  # checked when they change
+                base_name = record.get("bn", base_name)
+                base_time = record.get("bt", base_time)
+                base_value = record.get("bv", base_value)
+                base_ok = type(base_name) is str and _is_number(base_time) and _is_number(base_value)
+            if not base_ok:
                 out.rejected.append("wrong_shape")
                 continue
             if "v" not in record:
@@ -126,9 +129,20 @@ class Decoder:
         match = self._topic(topic)
         return match.group("sensor") if match else None
 
+    def _id_ok(self, sensor: str) -> bool:
+        """The allowed pattern, and printable: ids become topic levels, log text and journal
+        lines. Valid ids are remembered (a bounded set): the check runs per reading."""
+        if sensor in self._valid_ids:
+            return True
+        if not (self._sensor_ok(sensor) and sensor.isprintable()):
+            return False
+        if len(self._valid_ids) >= _VALID_IDS_KEPT:
+            self._valid_ids.clear()
+        self._valid_ids.add(sensor)
+        return True
+
     def _add(self, out: Decoded, sensor: str | None, ts, value, now: float) -> None:
-        if sensor is None or not self._sensor_ok(sensor) or not sensor.isprintable():
-            # Ids become topic levels, log text and journal lines: no control characters.
+        if sensor is None or not self._id_ok(sensor):
             out.rejected.append("bad_sensor_id")
         elif not _is_number(value):
             out.rejected.append("not_numeric")
@@ -156,8 +170,13 @@ class Decoder:
         return None
 
 
+_NUMBER_TYPES = frozenset((int, float))
+_VALID_IDS_KEPT = 200_000
+
+
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float, not a bool (JSON decoding yields exact types, so no subclasses)."""
+    return type(value) in _NUMBER_TYPES
 
 
 def _as_float(number) -> float:
