@@ -17,7 +17,9 @@ drawn in units of the sensor's sampling period.
 
 ``local_sigma`` is the unpredictable part of one reading (noise, plus the OU innovation or
 the counter's increment noise): the unit of anomaly magnitudes, so "6 sigma" means six
-times what an ideal one-step predictor would expect to miss by.
+times what an ideal one-step predictor would expect to miss by. Regime sensors scale their
+noise by 0.5-2.0 per regime; their sigma is that of the noisiest regime, so a label's
+magnitude is at least that many sigma of the noise at the time, whatever the regime.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def draw_params(
     ou_tau = shape[:, 1] * periods
     ou_innovation = scale * np.sqrt(-np.expm1(-2.0 * periods / ou_tau))
     local_sigma = np.where(family == Family.RANDOM_WALK, np.hypot(noise, ou_innovation), noise)
+    local_sigma = np.where(family == Family.REGIME, noise * _loudest_regime(shape), local_sigma)
     return SensorParams(
         family=family.astype(np.int8),
         period=periods,
@@ -113,6 +116,18 @@ def draw_params(
         shape=shape,
         local_sigma=local_sigma,
     )
+
+
+def regime_noise_multiplier(shape: np.ndarray, r: np.ndarray | int) -> np.ndarray:
+    """How much regime ``r`` scales a regime sensor's noise (0.5..2.0); ``shape`` its row(s)."""
+    return 0.5 + 1.5 * np.mod(shape[..., 6] + 0.381966 * r, 1.0)
+
+
+def _loudest_regime(shape: np.ndarray) -> np.ndarray:
+    """The noise multiplier of each sensor's noisiest regime (two or three regimes)."""
+    multipliers = np.stack([regime_noise_multiplier(shape, r) for r in range(MAX_REGIMES)], axis=1)
+    multipliers[:, 2] = np.where(shape[:, 3] < 0.5, multipliers[:, 2], 0.0)  # only two regimes
+    return multipliers.max(axis=1)
 
 
 def _draw_shape(seed: int, i: np.ndarray) -> np.ndarray:
@@ -170,8 +185,7 @@ def regime(p: SensorParams, s: np.ndarray, tau: np.ndarray, speed: np.ndarray, z
     """Level and noise depend on the regime; returns the value including its noise."""
     r = regime_index(p, s, tau, speed, seed)
     level_u = np.mod(p.shape[s, 4] + 0.618034 * r, 1.0)  # distinct, seed-derived level per regime
-    noise_mult = 0.5 + 1.5 * np.mod(p.shape[s, 6] + 0.381966 * r, 1.0)
-    return p.offset[s] + p.scale[s] * (4.0 * level_u - 2.0) + p.noise[s] * noise_mult * z
+    return p.offset[s] + p.scale[s] * (4.0 * level_u - 2.0) + p.noise[s] * regime_noise_multiplier(p.shape[s], r) * z
 
 
 # --- stateful families: x[k] = a[k] * x[k-1] + e[k] ------------------------------------

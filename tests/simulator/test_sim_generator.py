@@ -164,3 +164,13 @@ def test_training_series_clean_varied_and_deterministic():
     assert len(periods) >= 4  # several sampling rates
     scales = [np.std(v) for _, v in series]
     assert max(scales) / min(scales) > 1e4
+
+
+def test_regime_sigma_is_that_of_the_noisiest_regime_in_use():
+    from anomalyd.simulator.signals import _loudest_regime, regime_noise_multiplier
+
+    shape = np.zeros((2, 7))
+    shape[:, 6] = 0.2  # noise multipliers of regimes 0, 1, 2: 0.80, 1.37, 1.95
+    shape[0, 3], shape[1, 3] = 0.9, 0.1  # the first sensor has two regimes, the second three
+    assert regime_noise_multiplier(shape[0], np.arange(3)) == pytest.approx([0.8, 1.373, 1.946], abs=1e-3)
+    assert _loudest_regime(shape) == pytest.approx([1.373, 1.946], abs=1e-3)
