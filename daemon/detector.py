@@ -74,6 +74,8 @@ class Detector:
         self.head = _sensor_head(artifact, scoring, self.engine)
         if self.head is not None:
             fields.update(self.head.fields())
+            # The head reads the top layer's h: the last units of the h half of the packed state.
+            self._head_inputs = slice(width - self.head.units, width)
         self.table = SlotTable(settings.capacity, fields)
         # A model change invalidates what was learnt on the old model's hidden states.
         self._model_fields = CONTEXT_FIELDS + tuple(self.head.fields() if self.head is not None else ())
@@ -232,9 +234,7 @@ class Detector:
         # actual value keeps predictions right for values beyond the clip.
         std_after = norm_std(spec, state["norm_mean"], state["norm_var"])
         if head is not None:
-            # The top layer's h: the last units of the h half of the packed state.
-            top = slice(self.engine.state_width - head.units, self.engine.state_width)
-            change = head.predict(state, table, rows, table["state"][rows, top], x[:, 0], ts)
+            change = head.predict(state, table, rows, table["state"][rows, self._head_inputs], x[:, 0], ts)
             head.remember(state, values, std_after)
         else:
             change = z_next.astype(np.float64) - x[:, 0]
