@@ -33,6 +33,8 @@ DEFAULT_STATE = "/var/lib/anomalyd"
 UNIT_DIR = "/etc/systemd/system"
 # A source checkout holds systemd/ beside daemon/; editable installs run from there.
 SOURCE_TREE = Path(__file__).resolve().parent.parent
+# Where a wheel puts the unit (setup.cfg's data_files), relative to the environment's prefix.
+PACKAGED_UNIT = Path("share") / "anomalyd" / "systemd" / UNIT_NAME
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-venv", action="store_true",
                         help="leave the virtualenv alone (it is managed some other way)")
     parser.add_argument("--unit-file", metavar="FILE",
-                        help="unit to install (default: systemd/anomalyd.service of this source checkout)")
+                        help="unit to install (default: systemd/anomalyd.service of this source checkout, else the one installed with the package)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,9 +86,9 @@ class Plan:
     def build(cls, args: argparse.Namespace) -> "Plan":
         root = Path(args.root).resolve()
         live = root == Path("/")
-        unit_source = Path(args.unit_file) if args.unit_file else SOURCE_TREE / "systemd" / UNIT_NAME
+        unit_source = Path(args.unit_file) if args.unit_file else shipped_unit()
         if not unit_source.is_file():
-            raise InstallError(f"unit file {unit_source} not found: run from a source checkout or pass --unit-file")
+            raise InstallError(f"unit file {unit_source} not found: pass --unit-file")
         unit_text = render_unit(unit_source.read_text(), args.venv, args.user)
         plan = cls(live=live)
         plan.steps.append(_user_step(args.user, live))
@@ -113,6 +115,12 @@ class Plan:
             print("done. Status: systemctl status anomalyd; logs: journalctl -u anomalyd; "
                   "metrics: curl -s http://127.0.0.1:9808/metrics")
         return 0
+
+
+def shipped_unit(prefix: str = sys.prefix) -> Path:
+    """The unit of this source checkout, else the one a wheel installed under ``prefix``."""
+    checkout = SOURCE_TREE / "systemd" / UNIT_NAME
+    return checkout if checkout.is_file() else Path(prefix) / PACKAGED_UNIT
 
 
 def render_unit(text: str, venv: str, user: str) -> str:

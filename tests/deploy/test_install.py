@@ -100,3 +100,27 @@ def test_shell_script_dry_run(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert files_under(tmp_path) == []
     assert "pip install" in result.stdout and f"{tmp_path}/{INSTALLED_UNIT}" in result.stdout
+
+
+def test_a_wheel_carries_the_unit_and_install_service_finds_it_there(tmp_path, monkeypatch):
+    """Outside a source checkout (an installed wheel), the unit comes from the environment's
+    share/anomalyd/systemd, where the wheel's data files put it."""
+    import sys
+    import zipfile
+
+    from anomalyd.daemon import install_command
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "wheel"), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "wheel").glob("anomalyd-*.whl")
+    inside = f"{wheel.name.split('-py3')[0]}.data/data/{install_command.PACKAGED_UNIT}"
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read(inside).decode() == UNIT.read_text()
+
+    assert install_command.shipped_unit(str(tmp_path / "env")) == UNIT  # a checkout uses its own
+    prefix = tmp_path / "env"
+    (prefix / install_command.PACKAGED_UNIT).parent.mkdir(parents=True)
+    (prefix / install_command.PACKAGED_UNIT).write_text(UNIT.read_text())
+    monkeypatch.setattr(install_command, "SOURCE_TREE", tmp_path / "not-a-checkout")
+    assert install_command.shipped_unit(str(prefix)) == prefix / install_command.PACKAGED_UNIT
