@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from anomalyd.daemon.config import BrokerAddress, MqttConfig
 from anomalyd.daemon.logs import RateLimiter
 from anomalyd.daemon.metrics import Metrics
+from anomalyd.daemon.mqtt_client import ChunkedReadClient
 
 
 
@@ -54,8 +55,8 @@ class MqttLink:
         cfg = self.config
         # manual_ack: a message is acknowledged only once it is queued (and journaled), so one
         # that arrives while stopping is redelivered by the broker after the restart.
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311, manual_ack=True)
+        client = ChunkedReadClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=False,
+                                   protocol=mqtt.MQTTv311, manual_ack=True)
         username = cfg.username or self.broker.username
         if username:
             client.username_pw_set(username, password)
