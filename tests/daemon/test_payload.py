@@ -78,3 +78,58 @@ def test_non_finite_values_pass_through_for_the_detector():
 
 def test_deeply_nested_json_is_rejected_not_raised():
     assert decode("[" * 100_000 + "]" * 100_000, max_payload_bytes=10**6).rejected in (["invalid_json"], ["wrong_shape"])
+
+
+def _random_senml(rng, known: list[str]) -> list[dict]:
+    """A SenML message, usually well-formed, with one of many possible defects."""
+    import random
+
+    count = rng.randint(1, 6)
+    records = [{"n": rng.choice(known), "t": rng.choice([0, 1.5, -3, 7]), "v": rng.uniform(-50, 50)}
+               for _ in range(count)]
+    if rng.random() < 0.5:
+        records[0].update(bn="plant.", bt=rng.choice([NOW - 100, NOW - 100.5, 0, 5]), bv=rng.choice([0, 1.5, 2]))
+    defects = [
+        lambda r: r.update(v=rng.choice([True, "7", None, float("nan"), float("inf"), -float("inf"), 10 ** 400,
+                                         10 ** 15 + 1, 3, -10 ** 16])),
+        lambda r: r.update(t=rng.choice([True, "1", float("nan"), float("inf"), 10 ** 400, NOW * 2, -NOW, 2 ** 28])),
+        lambda r: r.update(n=rng.choice(["bad id!", 5, "", "new-sensor-" + str(rng.randint(0, 9))])),
+        lambda r: r.pop("n", None), lambda r: r.pop("v", None), lambda r: r.pop("t", None),
+        lambda r: r.update(bn="other."), lambda r: r.update(bt=NOW), lambda r: r.update(bv=1.0),
+        lambda r: r.update(u="Cel"), lambda r: r.update(vs="text"),
+    ]
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        rng.choice(defects)(rng.choice(records))
+    assert isinstance(rng, random.Random)
+    return records
+
+
+def test_senml_bulk_path_matches_the_record_by_record_path():
+    """The bulk path for usual messages must give exactly what the general path gives, for
+    every message it accepts, and leave every other message to that path."""
+    import random
+
+    rng = random.Random(5)
+    known = [f"s{i}" for i in range(8)] + [f"plant.s{i}" for i in range(8)]
+    bulk, records_only = Decoder(), Decoder()
+    records_only._senml_common = lambda *args: False
+    for decoder in (bulk, records_only):  # both learn the same valid ids first
+        decoder.decode("sensors/senml", json.dumps([{"n": name, "v": 1.0, "t": 0} for name in known]).encode(), NOW)
+    taken = []
+    bulk_path = bulk._senml_common
+    bulk._senml_common = lambda *args: taken.append(bulk_path(*args)) or taken[-1]
+    for _ in range(3000):
+        message = json.dumps(_random_senml(rng, known)).encode()
+        expected = records_only.decode("sensors/senml", message, NOW)
+        got = bulk.decode("sensors/senml", message, NOW)
+        assert (got.sensors, got.ts, got.rejected) == (expected.sensors, expected.ts, expected.rejected), message
+        assert [repr(v) for v in got.values] == [repr(v) for v in expected.values], message
+    assert sum(taken) > 1500, sum(taken)  # the well-formed messages went the bulk way
+
+
+def test_senml_huge_integers_are_refused_without_losing_the_rest_of_the_message():
+    records = [{"n": "a", "v": 10 ** 400}, {"n": "b", "t": 10 ** 400, "v": 1.0}, {"n": "c", "v": 2.0},
+               {"bn": "d", "bt": 10 ** 400, "n": "x", "t": 0.5, "v": 3.0}]
+    out = decode(json.dumps(records))
+    assert out.rejected == ["out_of_range", "bad_timestamp", "bad_timestamp"]
+    assert (out.sensors, out.values) == (["c"], [2.0])
