@@ -131,8 +131,11 @@ class Detector:
     def _rows_for(self, sensors: Sequence[str], values: np.ndarray, rejected: list, resets: Counter) -> np.ndarray:
         """Slot row per reading (-1: refused). New sensors get a row; a non-finite value is
         refused and starts its sensor afresh."""
-        rows = np.empty(len(sensors), np.int64)
+        found = self.table.rows_of(sensors)
         finite = np.isfinite(values)
+        if None not in found and finite.all():  # the usual tick: known sensors, finite values
+            return np.array(found, np.int64)
+        rows = np.empty(len(sensors), np.int64)
         table = self.table
         for index, sensor_id in enumerate(sensors):
             row = table.row(sensor_id)

@@ -50,6 +50,10 @@ class SlotTable:
     def row(self, sensor_id: str) -> int | None:
         return self._row_of.get(sensor_id)
 
+    def rows_of(self, sensor_ids: Iterable[str]) -> list[int | None]:
+        """``row`` for many ids at once (a tick's worth: one C-level loop)."""
+        return list(map(self._row_of.get, sensor_ids))
+
     def sensor(self, row: int) -> str | None:
         return self._id_of[row] if row < len(self._id_of) else None
 
