@@ -40,7 +40,7 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    (below ``step_rate_max`` per reading, the spike rule's horizon and prior) and beat its
    decaying record. Regime switches and cycle edges are steps too, frequent ones, which the
    rate keeps quiet. Measured on 300 sensors of the default scenario (seeds 7, 11, 3), it
-   raises level-shift recall from 0.30-0.39 to 0.45-0.48 (and drift's), with 5-10% more
+   raises level-shift recall from 0.30-0.39 to 0.45-0.48 (and drift's), with 6-7% more
    false alarms, mostly on random walks, whose big innovations are steps too;
 8. local-maximum filter: a likelihood or spatial score is kept only when it exceeds every such
    score of the previous ``suppress_window`` readings (else scaled by ``suppress_factor``), so
