@@ -220,7 +220,8 @@ def validate(config: Config) -> Config:
               "input.max_readings_per_message", "input.queue_limit", "mqtt.max_queued_messages",
               "mqtt.max_inflight_messages", "mqtt.keepalive", "state.checkpoint_interval", "state.keep",
               "state.journal_fsync_interval",
-              "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window")
+              "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
+              "scoring.step_readings")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")

@@ -8,6 +8,11 @@ next change on its own regressors, shrunk toward the shared layer:
 
     r = [h (top LSTM layer), 1, z, sin/cos(k * day phase) for k = 1..3, sin/cos(week phase)]
 
+The shrinkage is relaxed for a sensor whose typical residual is below the residual floor
+(``ridge`` times the squared ratio): the penalty competes with squared residuals, so a fixed
+one would pin a precisely predictable sensor (a counter, whose increments are a thousandth of
+its spread) to the shared layer's guess.
+
 The hidden state and the bias are the shared layer's inputs (their prior is the shared layer);
 the standardised value ``z`` and the time-of-day / day-of-week terms start at 0 and let each
 sensor learn its own pull toward its level and its own daily and weekly rhythm, which one
@@ -71,6 +76,7 @@ def head_fields(units: int, stage: int = 8) -> dict[str, Field]:
 # and written in place in the table, never gathered for a whole batch.
 IN_PLACE_FIELDS = ("head_rr", "head_ry", "head_ring", "head_ring_y")
 
+_MIN_RELATIVE_RIDGE = 1e-3  # of the ridge's square root: a ridge of at least 1e-6 x ``ridge``
 _ANGLES_PER_DAY = np.arange(1, DAY_HARMONICS + 1) * (2.0 * np.pi / DAY)
 
 
@@ -157,7 +163,8 @@ class SensorHead:
         state["head_pending"] = pending.astype(np.int32)
         if due.any():
             due_rows = rows[due]
-            state["head_w"][due] = self._solve(stats["head_rr"][due_rows], stats["head_ry"][due_rows])
+            state["head_w"][due] = self._solve(stats["head_rr"][due_rows], stats["head_ry"][due_rows],
+                                               self._ridge(state["head_res"][due]))
 
     def _fold(self, stats, rows: np.ndarray, staged: np.ndarray) -> None:
         """Fold each row's ``staged`` oldest ring pairs into its forgetting statistics:
@@ -174,12 +181,23 @@ class SensorHead:
         stats["head_rr"][rows] = packed
         stats["head_ry"][rows] = stats["head_ry"][rows] * decay + np.einsum("rk,rkd->rd", weight * ring_y, ring)
 
-    def _solve(self, packed: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    def _ridge(self, typical: np.ndarray) -> np.ndarray:
+        """Shrinkage per row, in proportion to the row's residual variance below the residual
+        floor. The penalty weighs |w - w_shared|^2 against squared residuals, so a fixed one
+        means less the noisier a sensor is and pins a sensor with tiny residuals to the
+        shared layer: a counter's increments are about 1/3000 of its spread over the
+        normaliser's window, and the shared layer's wandering guess stayed in its predictions
+        as a bias of about 3 increment standard deviations. A small minimum keeps the
+        system solvable for a sensor that never changes."""
+        relative = np.clip(typical.astype(np.float64) / self.residual_floor, _MIN_RELATIVE_RIDGE, 1.0)
+        return self.ridge * relative * relative
+
+    def _solve(self, packed: np.ndarray, ry: np.ndarray, ridge: np.ndarray) -> np.ndarray:
         matrix = np.zeros((len(packed), self.dim, self.dim))
         matrix[:, self._upper[0], self._upper[1]] = packed
         matrix[:, self._upper[1], self._upper[0]] = packed
-        matrix += self.ridge * np.eye(self.dim)
-        rhs = ry.astype(np.float64) + self.ridge * self.prior
+        matrix += ridge[:, None, None] * np.eye(self.dim)
+        rhs = ry.astype(np.float64) + ridge[:, None] * self.prior
         return np.linalg.solve(matrix, rhs[..., None])[..., 0]
 
     def predict(self, state: dict[str, np.ndarray], stats, rows: np.ndarray, hidden: np.ndarray,

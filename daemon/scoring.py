@@ -31,10 +31,22 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    is built not to flag one surprise on its own (one squashed error of 1 scores 0.455); this
    rule catches the clean outlier on a quiet sensor, while on spiky sensors spikes of ordinary
    size stay quiet. It costs about 0.5 NAB points (NAB labels few isolated spikes);
-7. local-maximum filter: a likelihood or spatial score is kept only when it exceeds every such
+7. step rule: a level shift is one big miss after which the predictor follows the new level,
+   so the likelihood barely moves and the miss alone looks like a spike. A miss of at least
+   ``step_min`` typical errors starts a test: if each of the next ``step_readings`` readings
+   stays off the path the signal was on (the prediction made before the miss, moved on by the
+   change predicted then) on the miss's side, by at least ``step_min`` typical errors on
+   average, it is a step and scores ``step_score`` when such steps are rare for the sensor
+   (below ``step_rate_max`` per reading, the spike rule's horizon and prior) and beat its
+   decaying record. Regime switches and cycle edges are steps too, frequent ones, which the
+   rate keeps quiet. Measured on 300 sensors of the default scenario (seeds 7, 11, 3), it
+   raises level-shift recall from 0.30-0.39 to 0.45-0.48 (and drift's), with 6-7% more
+   false alarms, mostly on random walks, whose big innovations are steps too;
+8. local-maximum filter: a likelihood or spatial score is kept only when it exceeds every such
    score of the previous ``suppress_window`` readings (else scaled by ``suppress_factor``), so
-   one event does not raise a run of flags (the spike rule, rare by construction, is exempt);
-8. warm-up: the first ``warmup`` readings after a reset score a neutral 0.5 and are never
+   one event does not raise a run of flags (the spike and step rules, rare by construction,
+   are exempt);
+9. warm-up: the first ``warmup`` readings after a reset score a neutral 0.5 and are never
    flagged; every statistic still learns from them.
 
 The likelihood's long-run statistics deliberately include the first readings after a reset,
@@ -85,12 +97,20 @@ class ScoringSettings:
     spike_rate_max: float = 0.002  # spikes per reading above which a sensor's spikes are ordinary
     spike_rate_window: int = 5000  # readings: horizon of that rate
     spike_score: float = 0.8
+    # Step rule: a level shift is one big miss after which the predictor follows the new level,
+    # so the miss alone looks like a spike; the readings after it tell them apart.
+    step_min: float = 4.0  # typical errors: the miss, and the mean of the readings after it
+    step_readings: int = 2  # readings after the miss that must stay off the old path
+    step_rate_max: float = 0.001  # steps per reading above which a sensor's steps are ordinary
+    step_score: float = 0.8
     suppress_window: int = 40
     suppress_factor: float = 0.5  # what is left of a score that is not a new local maximum
     # Per-sensor output layer (daemon.head), used with a network engine only.
     head: bool = True
     head_window: int = 3000  # readings: horizon of the head's exponentially weighted statistics
-    head_ridge: float = 3.0  # shrinkage toward the shared layer, in readings' worth of evidence
+    # Shrinkage toward the shared layer, in readings' worth of evidence; relaxed for sensors
+    # predicted to within 0.02 standard deviations (head.SensorHead._ridge).
+    head_ridge: float = 3.0
     # Readings between two solves of a sensor's head. 40 instead of 20 halves the solves (6-8%
     # of the daemon's time under SenML load) and scored 66.92 on NAB instead of 65.65.
     head_refit_every: int = 40
@@ -114,6 +134,14 @@ def scorer_fields(settings: ScoringSettings) -> dict[str, Field]:
         "spike_events": Field((), np.float32, 0.0),  # decayed count of spikes seen
         "spike_seen": Field((), np.float32, 0.0),  # decayed count of readings seen
         "spike_record": Field((), np.float32, 0.0),  # decaying maximum spike size
+        "step_age": Field((), np.float32, 0.0),  # readings since a big miss (0: none pending)
+        "step_path": Field((), np.float64, 0.0),  # where the signal would be without a step ...
+        "step_slope": Field((), np.float64, 0.0),  # ... moving on by the change predicted then
+        "step_record": Field((), np.float32, 0.0),  # decaying maximum step size
+        "step_unit": Field((), np.float64, 0.0),  # one typical error, signed like the miss
+        "step_sum": Field((), np.float64, 0.0),  # deviations from the path since, in step_unit
+        "step_events": Field((), np.float32, 0.0),  # decayed count of steps seen
+        "step_seen": Field((), np.float32, 0.0),  # decayed count of readings seen
         "value_min": Field((), np.float64, np.inf),
         "value_max": Field((), np.float64, -np.inf),
         "score_ring": Field((max(settings.suppress_window, 1),), np.float32, 0.0),
@@ -171,9 +199,11 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
 
     likelihood = _repeat_filter(settings, state, _likelihood(settings, state, squashed, count))
     spatial = _spatial(settings, state, values, mean_before, relative)
+    step = _step(settings, state, values, std_before * typical, relative, has_prediction, count)
     spike = _spike(settings, state, values, std_before * typical, relative, has_prediction, count)
-    # The spike rule has its own rarity test, so a recent excursion does not suppress it.
-    kept = np.maximum(_local_maximum(settings, state, np.maximum(likelihood, spatial)), spike)
+    # The spike and step rules have their own rarity tests, so a recent excursion does not
+    # suppress them.
+    kept = np.maximum(_local_maximum(settings, state, np.maximum(likelihood, spatial)), np.maximum(spike, step))
 
     warmup = count <= settings.warmup
     final = np.where(warmup, NEUTRAL_SCORE, kept)
@@ -224,6 +254,11 @@ _SPIKE_PRIOR_READINGS, _SPIKE_PRIOR_RATE = 20.0, 0.01
 _SPIKE_SKIP = 100  # readings after a reset whose errors the spike statistics ignore (settling)
 
 
+def _rare(events: np.ndarray, seen: np.ndarray, rate_max: float) -> np.ndarray:
+    """Whether a sensor's decayed event rate, with the prior above, is below ``rate_max``."""
+    return (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS) < rate_max
+
+
 def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
            unit: np.ndarray, relative: np.ndarray, has_prediction: np.ndarray,
            count: np.ndarray) -> np.ndarray:
@@ -235,9 +270,8 @@ def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.n
     size = np.where(has_prediction & returned, state["spike_rel"], 0.0)  # NaN ref: not returned
     is_spike = size >= settings.spike_min
     events, seen = state["spike_events"], state["spike_seen"]
-    rate = (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
     record = state["spike_record"]
-    fired = is_spike & (rate < settings.spike_rate_max) & (size > record * (1.0 + settings.spike_record_margin))
+    fired = is_spike & _rare(events, seen, settings.spike_rate_max) & (size > record * (1.0 + settings.spike_record_margin))
     live = has_prediction & (count > _SPIKE_SKIP)
     forget = 1.0 - 1.0 / settings.spike_rate_window
     state["spike_events"] = np.where(live, forget * events + is_spike, events)
@@ -251,6 +285,77 @@ def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.n
     state["spike_ref"] = np.where(has_prediction, expected + step, values)
     state["spike_last"] = values.astype(np.float64)
     return np.where(fired, settings.spike_score, 0.0)
+
+
+def _step(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
+          unit: np.ndarray, relative: np.ndarray, has_prediction: np.ndarray,
+          count: np.ndarray) -> np.ndarray:
+    """Judge a big miss by the readings after it: a level shift stays off the path the signal
+    was on (the prediction made before the miss, moved on by the change predicted then),
+    a spike returns to it and noise scatters around it.
+
+    A step is confirmed when each of the ``step_readings`` readings after the miss stays at
+    least half of ``step_min`` typical errors off the path, on the miss's side, and their mean
+    at least ``step_min``; it scores ``step_score`` if steps are rare for the sensor and it beats
+    the sensor's decaying record (like a spike). ``unit`` is one typical error in raw units,
+    ``relative`` this reading's miss in typical errors.
+    """
+    size, running = _step_progress(settings, state, values, has_prediction)
+    live = has_prediction & (count > _SPIKE_SKIP)
+    fired = _step_verdict(settings, state, size, live)
+    _step_start(settings, state, values, unit, relative, live & ~running)
+    return np.where(fired, settings.step_score, 0.0)
+
+
+def _step_progress(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
+                   has_prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Follow the running tests one reading on: the mean deviation from the path (in typical
+    errors, 0 until a test completes) and which tests go on."""
+    pending = state["step_age"] > 0
+    deviation = np.where(pending, (values - state["step_path"]) / np.where(pending, state["step_unit"], 1.0), 0.0)
+    held = pending & has_prediction & (deviation >= 0.5 * settings.step_min)
+    age = np.where(held, state["step_age"] + 1.0, 0.0)
+    total = np.where(held, state["step_sum"] + deviation, 0.0)
+    done = held & (age > settings.step_readings)
+    running = held & ~done
+    state["step_age"] = np.where(running, age, 0.0)
+    state["step_sum"] = np.where(running, total, 0.0)
+    state["step_path"] = state["step_path"] + state["step_slope"]
+    return np.where(done, total / settings.step_readings, 0.0), running
+
+
+def _step_verdict(settings: ScoringSettings, state: dict[str, np.ndarray], size: np.ndarray,
+                  live: np.ndarray) -> np.ndarray:
+    """Which completed tests are steps worth a flag; updates the rate and the record. The
+    record keeps a change the predictor does not follow (it keeps missing) to one step."""
+    is_step = size >= settings.step_min
+    record = state["step_record"]
+    fired = (is_step & _rare(state["step_events"], state["step_seen"], settings.step_rate_max)
+             & (size > record * (1.0 + settings.spike_record_margin)))
+    forget = 1.0 - 1.0 / settings.spike_rate_window
+    state["step_record"] = np.where(live, np.maximum(record * (1.0 - settings.spike_record_decay), size), record)
+    state["step_events"] = np.where(live, forget * state["step_events"] + is_step, state["step_events"])
+    state["step_seen"] = np.where(live, forget * state["step_seen"] + 1.0, state["step_seen"])
+    return fired
+
+
+def _step_start(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
+                unit: np.ndarray, relative: np.ndarray, free: np.ndarray) -> None:
+    """Start a test on a big miss that follows a smaller one, where none is running (``free``).
+
+    The path moves on by the change the predictor expected from the previous reading if that
+    reading was ordinary (within half of ``step_min``); during an excursion that change is
+    whatever return the predictor expects, so the path stays put.
+    """
+    start = free & (relative >= settings.step_min) & (state["spike_rel"] < settings.step_min)
+    expected = state["prediction"]
+    ordinary = np.isfinite(state["spike_last"]) & (state["spike_rel"] < 0.5 * settings.step_min)
+    slope = np.where(ordinary, expected - state["spike_last"], 0.0)
+    state["step_slope"] = np.where(start, slope, state["step_slope"])
+    state["step_path"] = np.where(start, expected + slope, state["step_path"])
+    state["step_unit"] = np.where(start, np.where(values >= expected, unit, -unit), state["step_unit"])
+    state["step_age"] = np.where(start, 1.0, state["step_age"])
+    state["step_sum"] = np.where(start, 0.0, state["step_sum"])
 
 
 def _local_maximum(settings: ScoringSettings, state: dict[str, np.ndarray], raw: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ def test_empty_and_missing_file_mean_defaults():
     ("mqtt:\n  topics: sensors/+\n", "mqtt.topics: expected a list"),
     ("mqtt: [1\n", "malformed YAML at line 2"),
     ("detector:\n  batch_size: 0\n", "detector.batch_size: must be positive"),
+    ("scoring:\n  step_readings: 0\n", "scoring.step_readings: must be positive"),
     ("mqtt:\n  broker: http://x\n", "mqtt.broker: broker must look like"),
     ("mqtt:\n  sensor_pattern: '(['\n", "mqtt.sensor_pattern"),
     ("metrics:\n  address: nowhere\n", "metrics.address"),

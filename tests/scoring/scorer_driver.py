@@ -11,12 +11,14 @@ def new_state(settings: ScoringSettings, n: int) -> dict[str, np.ndarray]:
             for name, field in scorer_fields(settings).items()}
 
 
-def run_scorer(settings: ScoringSettings, values: np.ndarray, predictions: np.ndarray):
+def run_scorer(settings: ScoringSettings, values: np.ndarray, predictions: np.ndarray,
+               state: dict[str, np.ndarray] | None = None):
     """Score [n, T] readings against given predictions (NaN: none), all rows at once, with the
-    signal's scale fixed at 1 and its mean at 0. Returns (score, anomaly, warmup), each [n, T]."""
+    signal's scale fixed at 1 and its mean at 0. Returns (score, anomaly, warmup), each [n, T];
+    ``state``, if given, is the scorer state to start from and is left as it ends."""
     values, predictions = np.atleast_2d(values).astype(np.float64), np.atleast_2d(predictions).astype(np.float64)
     n, steps = values.shape
-    state = new_state(settings, n)
+    state = new_state(settings, n) if state is None else state
     out = [np.zeros((n, steps)), np.zeros((n, steps), bool), np.zeros((n, steps), bool)]
     ones, zeros = np.ones(n), np.zeros(n)
     for t in range(steps):

@@ -126,3 +126,19 @@ def test_staged_pairs_fold_into_the_forgetting_ridge_problem(stage):
                                (r.T * weight) @ changes[:, 0] + 3.0 * head.prior)
     assert state["head_pending"][0] == 0
     assert np.allclose(state["head_w"][0], expected, atol=1e-3)
+
+
+def test_a_precisely_predictable_sensor_is_not_pinned_to_the_shared_layer():
+    # A counter-like sensor: a steady change that is tiny in units of the signal's spread
+    # (whose noise is tinier still), while the shared layer's guess wanders with the hidden
+    # state. A fixed ridge would keep part of that guess; the shrinkage must scale with the
+    # sensor's residuals so the prediction follows the sensor's own change.
+    rng = np.random.default_rng(7)
+    # (A fixed ridge misses by about twice the change itself after 3,500 readings.)
+    head, steps, change = make_head(), 4000, 1e-3
+    hidden = rng.uniform(-1, 1, (steps, 1, UNITS))
+    changes = change + 1e-5 * rng.normal(size=(steps, 1))
+    zeros = np.zeros((steps, 1))
+    predicted = drive(head, new_state(head, 1), hidden, zeros, zeros, changes)
+    late = slice(3500, None)
+    assert np.abs(predicted[late] - changes[late]).mean() < 0.4 * change

@@ -115,7 +115,7 @@ def test_spikes_of_ordinary_size_for_a_spiky_sensor_stay_quiet():
 
 
 def test_a_step_is_not_a_spike():
-    settings = ScoringSettings()
+    settings = ScoringSettings(step_rate_max=0.0)  # the step rule, which also scores 0.8, off
     values, predictions = noisy(4, 2000, 5)
     values[:, 1500:] += 7.0
     predictions[:, 1501:] = values[:, 1500:-1]  # the predictor catches up after one reading
@@ -124,6 +124,52 @@ def test_a_step_is_not_a_spike():
     score, _, _ = run_scorer(settings, values, predictions)
     # Whatever else fires, the spike rule's own score (0.8, exempt from the filters) does not.
     assert not np.isclose(score[:, 1500:1504], settings.spike_score).any()
+
+
+def shifted(n: int, steps: int, seed: int, positions: np.ndarray, size: float):
+    """Noisy readings with a level shift of +-``size`` per row at ``positions``, and a predictor
+    that follows the new level one reading later (as the per-sensor head does)."""
+    values, predictions = noisy(n, steps, seed)
+    rows = np.arange(n)
+    for row, position in zip(rows, positions):
+        values[row, position:] += size if row % 2 else -size
+        predictions[row, position + 1:] = values[row, position:-1]
+    return values, predictions
+
+
+def test_a_level_shift_on_a_quiet_sensor_is_flagged_within_three_readings():
+    positions = np.arange(16) * 100 + 800
+    values, predictions = shifted(16, 3000, 7, positions, 8.0)
+    score, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    by_step = [np.isclose(score[row, p + SETTINGS.step_readings], SETTINGS.step_score)
+               for row, p in enumerate(positions)]
+    assert np.mean(by_step) >= 0.9
+    assert np.mean([anomaly[row, p:p + 3].any() for row, p in enumerate(positions)]) >= 0.9
+
+
+def test_a_spike_is_not_a_step():
+    values, predictions = noisy(16, 2000, 8)
+    rows, positions = np.arange(16), np.arange(16) * 50 + 1000
+    values[rows, positions] += np.where(rows % 2, 9.0, -9.0)
+    predictions[rows, positions + 1] = 0.3 * values[rows, positions]  # the spike leaks a little
+    clean_values, clean_predictions = noisy(16, 2000, 8)
+    with_spikes, without = new_state(SETTINGS, 16), new_state(SETTINGS, 16)
+    run_scorer(SETTINGS, values, predictions, with_spikes)
+    run_scorer(SETTINGS, clean_values, clean_predictions, without)
+    assert np.allclose(with_spikes["step_events"], without["step_events"])
+
+
+def test_steps_that_are_a_sensors_normal_stay_quiet():
+    # A duty cycle: the level toggles by 8 sigma every 150 readings, and the predictor follows.
+    values, predictions = noisy(4, 6000, 9)
+    level = 8.0 * ((np.arange(6000) // 150) % 2)
+    values += level
+    predictions[:, 1:] = np.where(np.diff(level) != 0, level[:-1], values[:, :-1])
+    state = new_state(SETTINGS, 4)
+    score, _, _ = run_scorer(SETTINGS, values, predictions, state)
+    without, _, _ = run_scorer(ScoringSettings(step_rate_max=0.0), values, predictions)
+    assert (state["step_events"] > 10).all()  # every toggle is seen as a step ...
+    assert np.array_equal(score[:, 2000:], without[:, 2000:])  # ... and none flagged once usual
 
 
 def test_rows_are_scored_independently():
