@@ -193,10 +193,14 @@ def drain(kind: str, broker: MosquittoBroker, workdir: Path, messages: list, rea
     publish(broker, messages)
     collector = Collector(broker, output_filter(kind, batch), readings, "count")
     consumer.start()
+    # From the moment the consumer is subscribed (its READY), not from its first output: the
+    # daemon's network thread can read and queue much of a backlog before the first tick
+    # publishes, work a first-to-last-output window would leave out.
+    started = time.time()
     result = collector.result(timeout=900)
     rss = consumer.stop()
-    seconds = max(1e-9, result["last"] - result["first"])
-    cpu = consumer.cpu_between(result["first"], result["last"])
+    seconds = max(1e-9, result["last"] - started)
+    cpu = consumer.cpu_between(started, result["last"])
     return {"readings": result["count"], "seconds": round(seconds, 3),
             "readings_per_s": round(result["count"] / seconds), "cpu_s_per_million": round(cpu / result["count"] * 1e6, 2),
             "peak_rss_bytes": rss}
