@@ -199,8 +199,10 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
 
     likelihood = _repeat_filter(settings, state, _likelihood(settings, state, squashed, count))
     spatial = _spatial(settings, state, values, mean_before, relative)
-    step = _step(settings, state, values, std_before * typical, relative, has_prediction, count)
-    spike = _spike(settings, state, values, std_before * typical, relative, has_prediction, count)
+    # The step rule reads the previous reading's spike fields, which the spike rule then moves on.
+    unit = std_before * typical
+    step = _step(settings, state, values, unit, relative, has_prediction, count)
+    spike = _spike(settings, state, values, unit, relative, has_prediction, count)
     # The spike and step rules have their own rarity tests, so a recent excursion does not
     # suppress them.
     kept = np.maximum(_local_maximum(settings, state, np.maximum(likelihood, spatial)), np.maximum(spike, step))
@@ -254,9 +256,20 @@ _SPIKE_PRIOR_READINGS, _SPIKE_PRIOR_RATE = 20.0, 0.01
 _SPIKE_SKIP = 100  # readings after a reset whose errors the spike statistics ignore (settling)
 
 
-def _rare(events: np.ndarray, seen: np.ndarray, rate_max: float) -> np.ndarray:
-    """Whether a sensor's decayed event rate, with the prior above, is below ``rate_max``."""
-    return (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS) < rate_max
+def _rare_record(settings: ScoringSettings, state: dict[str, np.ndarray], prefix: str, size: np.ndarray,
+                 is_event: np.ndarray, live: np.ndarray, rate_max: float) -> np.ndarray:
+    """Which events fire: rare for the sensor (decayed rate, with the prior above, below
+    ``rate_max``) and beating its decaying record of event sizes by ``spike_record_margin``.
+    Then counts this reading in the ``<prefix>_events``/``_seen`` rate and ``_record`` where
+    ``live``."""
+    events, seen, record = state[f"{prefix}_events"], state[f"{prefix}_seen"], state[f"{prefix}_record"]
+    rate = (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
+    fired = is_event & (rate < rate_max) & (size > record * (1.0 + settings.spike_record_margin))
+    forget = 1.0 - 1.0 / settings.spike_rate_window
+    state[f"{prefix}_events"] = np.where(live, forget * events + is_event, events)
+    state[f"{prefix}_seen"] = np.where(live, forget * seen + 1.0, seen)
+    state[f"{prefix}_record"] = np.where(live, np.maximum(record * (1.0 - settings.spike_record_decay), size), record)
+    return fired
 
 
 def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
@@ -268,15 +281,8 @@ def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.n
     """
     returned = np.abs(values - state["spike_ref"]) <= settings.spike_return * unit
     size = np.where(has_prediction & returned, state["spike_rel"], 0.0)  # NaN ref: not returned
-    is_spike = size >= settings.spike_min
-    events, seen = state["spike_events"], state["spike_seen"]
-    record = state["spike_record"]
-    fired = is_spike & _rare(events, seen, settings.spike_rate_max) & (size > record * (1.0 + settings.spike_record_margin))
     live = has_prediction & (count > _SPIKE_SKIP)
-    forget = 1.0 - 1.0 / settings.spike_rate_window
-    state["spike_events"] = np.where(live, forget * events + is_spike, events)
-    state["spike_seen"] = np.where(live, forget * seen + 1.0, seen)
-    state["spike_record"] = np.where(live, np.maximum(record * (1.0 - settings.spike_record_decay), size), record)
+    fired = _rare_record(settings, state, "spike", size, size >= settings.spike_min, live, settings.spike_rate_max)
     state["spike_rel"] = np.where(has_prediction, relative, 0.0)
     # Where the next reading should be if this one is a spike: this reading's prediction moved
     # on by the change the predictor expected (so a spike on a slope still "returns").
@@ -302,7 +308,8 @@ def _step(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     """
     size, running = _step_progress(settings, state, values, has_prediction)
     live = has_prediction & (count > _SPIKE_SKIP)
-    fired = _step_verdict(settings, state, size, live)
+    # The record keeps a change the predictor does not follow (it keeps missing) to one step.
+    fired = _rare_record(settings, state, "step", size, size >= settings.step_min, live, settings.step_rate_max)
     _step_start(settings, state, values, unit, relative, live & ~running)
     return np.where(fired, settings.step_score, 0.0)
 
@@ -322,21 +329,6 @@ def _step_progress(settings: ScoringSettings, state: dict[str, np.ndarray], valu
     state["step_sum"] = np.where(running, total, 0.0)
     state["step_path"] = state["step_path"] + state["step_slope"]
     return np.where(done, total / settings.step_readings, 0.0), running
-
-
-def _step_verdict(settings: ScoringSettings, state: dict[str, np.ndarray], size: np.ndarray,
-                  live: np.ndarray) -> np.ndarray:
-    """Which completed tests are steps worth a flag; updates the rate and the record. The
-    record keeps a change the predictor does not follow (it keeps missing) to one step."""
-    is_step = size >= settings.step_min
-    record = state["step_record"]
-    fired = (is_step & _rare(state["step_events"], state["step_seen"], settings.step_rate_max)
-             & (size > record * (1.0 + settings.spike_record_margin)))
-    forget = 1.0 - 1.0 / settings.spike_rate_window
-    state["step_record"] = np.where(live, np.maximum(record * (1.0 - settings.spike_record_decay), size), record)
-    state["step_events"] = np.where(live, forget * state["step_events"] + is_step, state["step_events"])
-    state["step_seen"] = np.where(live, forget * state["step_seen"] + 1.0, state["step_seen"])
-    return fired
 
 
 def _step_start(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
