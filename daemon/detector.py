@@ -46,7 +46,7 @@ class TickResult:
     sensors: list[str]
     ts: np.ndarray
     values: np.ndarray
-    prediction: np.ndarray  # made at the sensor's previous reading; NaN after a reset
+    prediction: np.ndarray  # judged against: the model's (made at the previous reading) or the trend fallback's; NaN after a reset
     score: np.ndarray
     anomaly: np.ndarray
     warmup: np.ndarray
@@ -227,6 +227,7 @@ class Detector:
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
         scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
+        judged = state["prediction"].copy()  # the model's, or the scorer's trend fallback
         if head is not None:
             # The change from the sensor's previous reading, learnt against the regressors
             # the head staged when it predicted it.
@@ -244,7 +245,7 @@ class Detector:
         state["prediction"] = values + std_after * change
         for name in self._row_state:
             table[name][rows] = state[name]
-        return previous_prediction, scores, anomaly, warmup
+        return judged, scores, anomaly, warmup
 
 
 def _sensor_head(artifact: Artifact, scoring: ScoringSettings, engine) -> SensorHead | None:

@@ -180,3 +180,51 @@ def test_rows_are_scored_independently():
         alone = run_scorer(SETTINGS, values[row:row + 1], predictions[row:row + 1])
         for a, b in zip(together, alone):
             assert np.array_equal(a[row], b[0])
+
+
+def ramp(n: int, steps: int, seed: int) -> np.ndarray:
+    """Counters: increments of mean 1 and standard deviation 0.3 (the local sigma)."""
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.normal(1.0, 0.3, (n, steps)), axis=1)
+
+
+def test_the_trend_fallback_judges_a_ramp_the_model_lags_on():
+    values = ramp(32, 2000, 11)
+    rows, positions = np.arange(32), np.arange(32) * 15 + 1400
+    values[rows, positions] += np.where(rows % 2, 7 * 0.3, -7 * 0.3)  # 7-sigma spikes
+    lagging = np.full_like(values, np.nan)
+    lagging[:, 1:] = values[:, :-1]  # a model that misses every increment (by 1, i.e. 3.3 sigma)
+    state = new_state(SETTINGS, 32)
+    _, anomaly, _ = run_scorer(SETTINGS, values, lagging, state)
+    # Without the fallback and the spread's cap and floor (the scorer before them).
+    before = ScoringSettings(trend_margin=0.0, typical_spread_cap=1e9, floor_spread=1e9)
+    _, anomaly_without, _ = run_scorer(before, values, lagging)
+    caught = [anomaly[row, p:p + 3].any() for row, p in zip(rows, positions)]
+    # Not all: a counter's spike must also "return", and the reading after it carries two
+    # increments' noise (the spike rule's return test misses about one in eight).
+    assert np.mean(caught) >= 0.75
+    assert np.mean([anomaly_without[row, p:p + 3].any() for row, p in zip(rows, positions)]) <= 0.25
+    # The scorer judged against the fallback (previous reading + mean increment).
+    assert np.allclose(state["prediction"], values[:, -2] + 1.0, atol=0.1)
+    assert (state["trend_miss"] < 0.5 * state["model_miss"]).all()
+
+
+def test_the_fallback_is_not_used_where_the_model_predicts_better():
+    values, predictions = noisy(4, 1500, 12)
+    state = new_state(SETTINGS, 4)
+    run_scorer(SETTINGS, values, predictions, state)
+    assert np.array_equal(state["prediction"], predictions[:, -1])
+
+
+def test_typical_error_is_capped_and_floored_by_the_spread_of_first_differences():
+    count = np.full(3, 1000.0)
+    state = {"error_typ": np.array([5.0, 1e-4, 0.3]), "diff_var": np.array([1e-4, 1e-6, 0.09])}
+    spread = np.sqrt(state["diff_var"])  # scale 1: 0.01, 0.001, 0.3 standard deviations
+    typical = scoring._typical_error(SETTINGS, state, spread, count)
+    cap = SETTINGS.typical_spread_cap * spread[0]
+    assert typical[0] == pytest.approx(cap) and state["error_typ"][0] == pytest.approx(cap)
+    assert typical[1] == pytest.approx(SETTINGS.floor_spread * spread[1])  # below error_floor (0.02)
+    assert typical[2] == pytest.approx(0.3)  # neither binds
+    settling = scoring._typical_error(SETTINGS, {"error_typ": np.array([5.0]), "diff_var": np.array([1e-4])},
+                                      np.array([0.01]), np.array([10.0]))
+    assert settling[0] == 5.0  # the first readings after a reset are not capped
