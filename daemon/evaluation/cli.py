@@ -1,7 +1,7 @@
 """``anomalyd evaluate``: detection quality on NAB or on a simulator scenario.
 
     anomalyd evaluate --nab ../shared/data/nab --out DIR [--json] [--plot]
-    anomalyd evaluate --scenario [--sensors N] [--seed S] [--out DIR] [--json] [--plot N]
+    anomalyd evaluate --scenario [--sensors N] [--seed S] [--lead-in HOURS] [--out DIR] [--json] [--plot N]
 
 Both replay through the daemon's own detector with the daemon's settings (defaults, or those
 of ``--config``), so the figures describe what the daemon does.
@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="daemon configuration whose scoring settings to use")
     parser.add_argument("--model", type=Path, help="model artifact (default: the configured or shipped one)")
     parser.add_argument("--sensors", type=int, default=1000, help="scenario: number of sensors")
-    parser.add_argument("--hours", type=float, default=4.0, help="scenario: simulated hours")
+    parser.add_argument("--hours", type=float, default=4.0, help="scenario: simulated hours judged")
+    parser.add_argument("--lead-in", type=float, default=0.0, metavar="HOURS",
+                        help="scenario: simulated hours replayed first, without anomalies and not judged")
     parser.add_argument("--period", type=float, default=5.0, help="scenario: seconds between readings")
     parser.add_argument("--seed", type=int, default=7, help="scenario: seed")
     parser.add_argument("--magnitude", type=float, default=6.0, help="scenario: anomaly size in local sigma")
@@ -69,8 +71,12 @@ def _scenario(args, config, model) -> int:
     from anomalyd.daemon.evaluation import scenario_eval
     from anomalyd.daemon.evaluation.event_metrics import render_table
 
+    if args.lead_in < 0 or args.hours <= 0:
+        print("anomalyd evaluate: --hours must be > 0 and --lead-in >= 0", file=sys.stderr)
+        return 2
+
     spec = scenario_eval.ScenarioSpec(sensors=args.sensors, duration=args.hours * 3600, period=args.period,
-                                      seed=args.seed, magnitude=args.magnitude,
+                                      seed=args.seed, magnitude=args.magnitude, lead_in=args.lead_in * 3600,
                                       kinds=tuple(k for k in args.kinds.split(",") if k))
     report, scenario, outputs = scenario_eval.evaluate_scenario(spec, model, config.scoring, _backend(config),
                                                                 config.detector.max_gap)

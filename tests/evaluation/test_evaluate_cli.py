@@ -53,6 +53,18 @@ def test_scenario_reports_event_metrics_by_kind_and_plots(tmp_path):
     assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_scenario_lead_in_is_replayed_but_not_judged():
+    result = evaluate("--scenario", "--sensors", "30", "--hours", "1", "--lead-in", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["scenario"]["lead_in"] == 7200.0 and report["overall"]["events"] > 0
+    # Only the judged hour counts: 30 sensors x 1 h, not the 3 h replayed.
+    assert 0.9 * 30 / 24 <= report["overall"]["sensor_days"] <= 30 / 24
+    assert report["overall"]["excluded"] == 0  # no event falls in the lead-in
+    bad = evaluate("--scenario", "--lead-in", "-1")
+    assert bad.returncode == 2 and "--lead-in" in bad.stderr
+
+
 def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
     assert "needs --out" in evaluate("--nab", str(tmp_path)).stderr
     wrong = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"))
