@@ -146,6 +146,8 @@ def scorer_fields(settings: ScoringSettings) -> dict[str, Field]:
         "trend_miss": Field((), np.float64, 0.0),  # ... and of the trend fallback
         "diff_mean": Field((), np.float64, 0.0),  # running mean of first differences, raw units
         "diff_var": Field((), np.float64, 0.0),  # ... and their variance
+        "diff_count": Field((), np.float64, 0.0),  # first differences learnt (not the row's count:
+        # state restored from before these fields existed has a high count and no spread yet)
         "error_typ": Field((), np.float64, 0.0),
         "short_ring": Field((settings.short_window,), np.float32, 0.0),
         "lik_mean": Field((), np.float64, 0.0),
@@ -212,7 +214,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     state["prediction"] = _judged_prediction(settings, state, values, count)
     has_prediction = np.isfinite(state["prediction"])
     error = np.where(has_prediction, np.abs(values - state["prediction"]) / std_before, 0.0)
-    typical = _typical_error(settings, state, spread, count)
+    typical = _typical_error(settings, state, spread)
     relative = error / typical
     squashed = np.where(has_prediction, squash(settings, relative), 0.0)
     # Typical error learns after scoring, with outliers capped so a spike cannot hide the next.
@@ -238,7 +240,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     return final, (~warmup) & (final >= limit), warmup
 
 
-# Readings after a reset before the spread of first differences is trusted as a yardstick.
+# First differences learnt before their spread is trusted as a yardstick.
 _SPREAD_SKIP = 50
 # Lowest typical error, in standard deviations: keeps a perfectly constant signal finite.
 _TYPICAL_MIN = 1e-6
@@ -258,7 +260,8 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray], 
     previous = state["spike_last"]  # the previous reading (NaN after a reset)
     has_previous = np.isfinite(previous)
     delta = np.where(has_previous, values - previous, 0.0) - state["diff_mean"]
-    rate = _ewma_rate(count - 1.0, settings.trend_window)
+    state["diff_count"] = state["diff_count"] + has_previous
+    rate = _ewma_rate(state["diff_count"], settings.trend_window)
     state["diff_mean"] = np.where(has_previous, state["diff_mean"] + rate * delta, state["diff_mean"])
     state["diff_var"] = np.where(has_previous, (1.0 - rate) * (state["diff_var"] + rate * delta * delta),
                                  state["diff_var"])
@@ -266,12 +269,12 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray], 
     return np.where(use_trend, trend, model)
 
 
-def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray,
-                   count: np.ndarray) -> np.ndarray:
+def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray) -> np.ndarray:
     """The sensor's typical error in standard deviations: its running mean miss, capped at
     ``typical_spread_cap`` spreads of the first differences (the cap also holds the running
-    mean down) and floored at ``error_floor`` or ``floor_spread`` spreads, whichever is lower."""
-    settled = count > _SPREAD_SKIP
+    mean down) and floored at ``error_floor`` or ``floor_spread`` spreads, whichever is lower;
+    neither until ``_SPREAD_SKIP`` differences have been learnt."""
+    settled = state["diff_count"] >= _SPREAD_SKIP
     cap = settings.typical_spread_cap * spread
     state["error_typ"] = np.where(settled, np.minimum(state["error_typ"], cap), state["error_typ"])
     floor = np.minimum(settings.error_floor, np.maximum(settings.floor_spread * spread, _TYPICAL_MIN))

@@ -217,14 +217,29 @@ def test_the_fallback_is_not_used_where_the_model_predicts_better():
 
 
 def test_typical_error_is_capped_and_floored_by_the_spread_of_first_differences():
-    count = np.full(3, 1000.0)
-    state = {"error_typ": np.array([5.0, 1e-4, 0.3]), "diff_var": np.array([1e-4, 1e-6, 0.09])}
+    state = {"error_typ": np.array([5.0, 1e-4, 0.3]), "diff_var": np.array([1e-4, 1e-6, 0.09]),
+             "diff_count": np.full(3, 1000.0)}
     spread = np.sqrt(state["diff_var"])  # scale 1: 0.01, 0.001, 0.3 standard deviations
-    typical = scoring._typical_error(SETTINGS, state, spread, count)
+    typical = scoring._typical_error(SETTINGS, state, spread)
     cap = SETTINGS.typical_spread_cap * spread[0]
     assert typical[0] == pytest.approx(cap) and state["error_typ"][0] == pytest.approx(cap)
     assert typical[1] == pytest.approx(SETTINGS.floor_spread * spread[1])  # below error_floor (0.02)
     assert typical[2] == pytest.approx(0.3)  # neither binds
-    settling = scoring._typical_error(SETTINGS, {"error_typ": np.array([5.0]), "diff_var": np.array([1e-4])},
-                                      np.array([0.01]), np.array([10.0]))
+    settling = scoring._typical_error(SETTINGS, {"error_typ": np.array([5.0]), "diff_var": np.array([1e-4]),
+                                                 "diff_count": np.array([10.0])}, np.array([0.01]))
     assert settling[0] == 5.0  # the first readings after a reset are not capped
+
+
+def test_state_from_before_the_spread_fields_does_not_flood_with_flags():
+    # A checkpoint written before the trend fallback and the spread existed restores those
+    # fields fresh (daemon.detector.load_state) while the sensor's count is already high.
+    values, predictions = noisy(8, 4000, 13)
+    state = new_state(SETTINGS, 8)
+    run_scorer(SETTINGS, values[:, :3000], predictions[:, :3000], state)
+    typical_before = state["error_typ"].copy()
+    fresh = new_state(SETTINGS, 8)
+    for name in ("trend_prediction", "model_miss", "trend_miss", "diff_mean", "diff_var", "diff_count"):
+        state[name] = fresh[name]
+    _, anomaly, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
+    assert anomaly.mean() < 0.001  # as for ordinary noise (test_ordinary_noise_is_not_flagged)
+    assert (state["error_typ"] > 0.5 * typical_before).all()  # not collapsed onto an unlearnt spread
