@@ -221,7 +221,8 @@ def validate(config: Config) -> Config:
               "mqtt.max_inflight_messages", "mqtt.keepalive", "state.checkpoint_interval", "state.keep",
               "state.journal_fsync_interval",
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
-              "scoring.step_readings")
+              "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
+              "scoring.typical_spread_cap")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")
@@ -242,6 +243,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("scoring.threshold: must be between 0 and 1")
     if config.scoring.warmup < 0 or config.scoring.squash_high <= config.scoring.squash_low:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
+    if config.scoring.trend_margin < 0:
+        raise ConfigError("scoring.trend_margin: must be >= 0 (0 turns the trend fallback off)")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError("logging.level: one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     if config.logging.format not in ("text", "json"):

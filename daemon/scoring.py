@@ -95,7 +95,7 @@ class ScoringSettings:
     typical_spread_cap: float = 1.5  # typical error ceiling, in spreads of the first differences
     # Trend fallback: the previous reading plus the mean first difference predicts a sensor
     # whose model misses by more than this fraction of the fallback's (running mean of misses).
-    trend_margin: float = 0.8
+    trend_margin: float = 0.8  # 0 turns the fallback off
     trend_window: int = 300  # readings: horizon of both running misses and of the spread
     squash_low: float = 2.0  # typical errors at which the squashed error starts to rise
     squash_high: float = 6.0  # ... and reaches 1
