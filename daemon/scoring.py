@@ -10,7 +10,8 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
 1. error: the reading against that prediction, in units of the sensor's standard deviation,
    then relative to the sensor's typical error. The typical error is a running mean of misses,
    floored (``error_floor``, or ``floor_spread`` spreads of the first differences when that is
-   smaller) and capped at ``typical_spread_cap`` spreads. The spread of first differences (their
+   smaller) and capped at ``typical_spread_cap`` spreads, and while the fallback judges, at
+   ``trend_typical`` of the fallback's own running mean miss. The spread of first differences (their
    running standard deviation) is a yardstick that does not grow with a ramp or a slow cycle:
    about one local sigma on a counter, 1.4 on white noise; the standard deviation of a counter
    reaches thousands of them, so a floor in standard deviations alone hid every counter anomaly,
@@ -97,6 +98,9 @@ class ScoringSettings:
     # whose model misses by more than this fraction of the fallback's (running mean of misses).
     trend_margin: float = 0.8  # 0 turns the fallback off
     trend_window: int = 300  # readings: horizon of both running misses and of the spread
+    # While the fallback judges, the typical error is at most this many of its running mean
+    # misses (the running mean of judged misses still remembers the model's, from before).
+    trend_typical: float = 1.3
     squash_low: float = 2.0  # typical errors at which the squashed error starts to rise
     squash_high: float = 6.0  # ... and reaches 1
     short_window: int = 10
@@ -144,6 +148,7 @@ def scorer_fields(settings: ScoringSettings) -> dict[str, Field]:
         "trend_prediction": Field((), np.float64, np.nan),  # previous reading + mean difference
         "model_miss": Field((), np.float64, 0.0),  # running mean |miss| of the model, raw units
         "trend_miss": Field((), np.float64, 0.0),  # ... and of the trend fallback
+        "miss_count": Field((), np.float64, 0.0),  # readings both were judged on (see diff_count)
         "diff_mean": Field((), np.float64, 0.0),  # running mean of first differences, raw units
         "diff_var": Field((), np.float64, 0.0),  # ... and their variance
         "diff_count": Field((), np.float64, 0.0),  # first differences learnt (not the row's count:
@@ -211,9 +216,11 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     count = state["count"] + 1.0
     state["count"] = count
     spread = np.sqrt(state["diff_var"]) / std_before  # before this reading, like std_before
-    state["prediction"] = _judged_prediction(settings, state, values, count)
+    trend_typical = settings.trend_typical * state["trend_miss"] / std_before  # before this reading
+    state["prediction"], by_trend = _judged_prediction(settings, state, values)
     has_prediction = np.isfinite(state["prediction"])
     error = np.where(has_prediction, np.abs(values - state["prediction"]) / std_before, 0.0)
+    state["error_typ"] = np.where(by_trend, np.minimum(state["error_typ"], trend_typical), state["error_typ"])
     typical = _typical_error(settings, state, spread)
     relative = error / typical
     squashed = np.where(has_prediction, squash(settings, relative), 0.0)
@@ -246,15 +253,18 @@ _SPREAD_SKIP = 50
 _TYPICAL_MIN = 1e-6
 
 
-def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
-                       count: np.ndarray) -> np.ndarray:
+def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray],
+                       values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The prediction this reading is judged against (the model's or the trend fallback's,
-    whichever has missed less, with ``trend_margin`` in the model's favour); then both running
-    misses, the first-difference statistics and the next trend prediction learn this reading."""
+    whichever has missed less, with ``trend_margin`` in the model's favour) and where it is the
+    fallback's; then both running misses, the first-difference statistics and the next trend
+    prediction learn this reading."""
     model, trend = state["prediction"], state["trend_prediction"]
     both = np.isfinite(model) & np.isfinite(trend)
-    use_trend = both & (count > _SPIKE_SKIP) & (state["trend_miss"] < settings.trend_margin * state["model_miss"])
-    rate = _ewma_rate(count, settings.trend_window)
+    use_trend = both & (state["miss_count"] > _SPIKE_SKIP) \
+        & (state["trend_miss"] < settings.trend_margin * state["model_miss"])
+    state["miss_count"] = state["miss_count"] + both
+    rate = _ewma_rate(state["miss_count"], settings.trend_window)
     for name, prediction in (("model_miss", model), ("trend_miss", trend)):
         state[name] = np.where(both, state[name] + rate * (np.abs(values - prediction) - state[name]), state[name])
     previous = state["spike_last"]  # the previous reading (NaN after a reset)
@@ -266,7 +276,7 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray], 
     state["diff_var"] = np.where(has_previous, (1.0 - rate) * (state["diff_var"] + rate * delta * delta),
                                  state["diff_var"])
     state["trend_prediction"] = values + state["diff_mean"]
-    return np.where(use_trend, trend, model)
+    return np.where(use_trend, trend, model), use_trend
 
 
 def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray) -> np.ndarray:

@@ -207,6 +207,8 @@ def test_the_trend_fallback_judges_a_ramp_the_model_lags_on():
     # The scorer judged against the fallback (previous reading + mean increment).
     assert np.allclose(state["prediction"], values[:, -2] + 1.0, atol=0.1)
     assert (state["trend_miss"] < 0.5 * state["model_miss"]).all()
+    # Judged by the fallback, the typical error follows the fallback's misses, not the model's.
+    assert (state["error_typ"] <= 1.05 * SETTINGS.trend_typical * state["trend_miss"]).all()
 
 
 def test_the_fallback_is_not_used_where_the_model_predicts_better():
@@ -238,7 +240,8 @@ def test_state_from_before_the_spread_fields_does_not_flood_with_flags():
     run_scorer(SETTINGS, values[:, :3000], predictions[:, :3000], state)
     typical_before = state["error_typ"].copy()
     fresh = new_state(SETTINGS, 8)
-    for name in ("trend_prediction", "model_miss", "trend_miss", "diff_mean", "diff_var", "diff_count"):
+    for name in ("trend_prediction", "model_miss", "trend_miss", "miss_count", "diff_mean", "diff_var",
+                 "diff_count"):
         state[name] = fresh[name]
     _, anomaly, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
     assert anomaly.mean() < 0.001  # as for ordinary noise (test_ordinary_noise_is_not_flagged)
