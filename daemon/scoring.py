@@ -82,6 +82,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anomalyd.models.features import running_mean_var
 from anomalyd.models.slots import Field
 
 NEUTRAL_SCORE = 0.5
@@ -271,12 +272,12 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray],
         state[name] = np.where(both, state[name] + rate * (np.abs(values - prediction) - state[name]), state[name])
     previous = state["spike_last"]  # the previous reading (NaN after a reset)
     has_previous = np.isfinite(previous)
-    delta = np.where(has_previous, values - previous, 0.0) - state["diff_mean"]
     state["diff_count"] = state["diff_count"] + has_previous
     rate = _ewma_rate(state["diff_count"], settings.trend_window)
-    state["diff_mean"] = np.where(has_previous, state["diff_mean"] + rate * delta, state["diff_mean"])
-    state["diff_var"] = np.where(has_previous, (1.0 - rate) * (state["diff_var"] + rate * delta * delta),
-                                 state["diff_var"])
+    mean, var = running_mean_var(state["diff_mean"], state["diff_var"], np.where(has_previous, values - previous, 0.0),
+                                 rate)
+    state["diff_mean"] = np.where(has_previous, mean, state["diff_mean"])
+    state["diff_var"] = np.where(has_previous, var, state["diff_var"])
     state["trend_prediction"] = values + state["diff_mean"]
     return np.where(use_trend, trend, model), use_trend
 
@@ -303,9 +304,7 @@ def _likelihood(settings: ScoringSettings, state: dict[str, np.ndarray], squashe
     var = np.maximum(state["lik_var"], settings.likelihood_var_floor)
     result = log_tail_score(short_mean, mean, var)
     rate = _ewma_rate(count, settings.likelihood_window)
-    delta = short_mean - state["lik_mean"]
-    state["lik_mean"] = state["lik_mean"] + rate * delta
-    state["lik_var"] = (1.0 - rate) * (state["lik_var"] + rate * delta * delta)
+    state["lik_mean"], state["lik_var"] = running_mean_var(state["lik_mean"], state["lik_var"], short_mean, rate)
     return result
 
 

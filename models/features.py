@@ -56,6 +56,14 @@ def norm_std(spec: FeatureSpec, mean: np.ndarray, var: np.ndarray) -> np.ndarray
     return np.maximum(np.sqrt(np.maximum(var, 0.0)), floor)
 
 
+def running_mean_var(mean: np.ndarray, var: np.ndarray, x: np.ndarray,
+                     rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step of a running mean and variance with weight ``rate`` on ``x`` (1/count gives
+    the exact Welford estimate, a fixed rate an exponentially weighted one)."""
+    delta = x - mean
+    return mean + rate * delta, (1.0 - rate) * (var + rate * delta * delta)
+
+
 def observe(spec: FeatureSpec, state: dict[str, np.ndarray], ts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Fold one reading per row into the running statistics (in place) and return the
     network input [n, N_FEATURES] for it.
@@ -67,9 +75,7 @@ def observe(spec: FeatureSpec, state: dict[str, np.ndarray], ts: np.ndarray, val
     """
     count = state["norm_count"] + 1.0
     alpha = 1.0 / np.minimum(count, spec.norm_window)
-    delta = values - state["norm_mean"]
-    state["norm_mean"] = state["norm_mean"] + alpha * delta
-    state["norm_var"] = (1.0 - alpha) * (state["norm_var"] + alpha * delta * delta)
+    state["norm_mean"], state["norm_var"] = running_mean_var(state["norm_mean"], state["norm_var"], values, alpha)
     state["norm_count"] = count
 
     gap = ts - state["last_ts"]
