@@ -46,7 +46,9 @@ class TickResult:
     sensors: list[str]
     ts: np.ndarray
     values: np.ndarray
-    prediction: np.ndarray  # judged against: the model's (made at the previous reading) or the trend fallback's; NaN after a reset
+    # What each reading was judged against: the model's prediction (made at the previous
+    # reading) or the scorer's trend fallback; NaN after a reset.
+    prediction: np.ndarray
     score: np.ndarray
     anomaly: np.ndarray
     warmup: np.ndarray

@@ -218,13 +218,14 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     """
     count = state["count"] + 1.0
     state["count"] = count
-    spread = np.sqrt(state["diff_var"]) / std_before  # before this reading, like std_before
-    trend_typical = settings.trend_typical * state["trend_miss"] / std_before  # before this reading
+    # Both yardsticks as they were before this reading, like std_before.
+    spread = np.sqrt(state["diff_var"]) / std_before
+    trend_typical = settings.trend_typical * state["trend_miss"] / std_before
     state["prediction"], by_trend = _judged_prediction(settings, state, values)
+    _learn_differences(settings, state, values)
     has_prediction = np.isfinite(state["prediction"])
     error = np.where(has_prediction, np.abs(values - state["prediction"]) / std_before, 0.0)
-    state["error_typ"] = np.where(by_trend, np.minimum(state["error_typ"], trend_typical), state["error_typ"])
-    typical = _typical_error(settings, state, spread)
+    typical = _typical_error(settings, state, spread, np.where(by_trend, trend_typical, np.inf))
     relative = error / typical
     squashed = np.where(has_prediction, squash(settings, relative), 0.0)
     # Typical error learns after scoring, with outliers capped so a spike cannot hide the next.
@@ -260,8 +261,7 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray],
                        values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The prediction this reading is judged against (the model's or the trend fallback's,
     whichever has missed less, with ``trend_margin`` in the model's favour) and where it is the
-    fallback's; then both running misses, the first-difference statistics and the next trend
-    prediction learn this reading."""
+    fallback's; then both running misses learn this reading."""
     model, trend = state["prediction"], state["trend_prediction"]
     both = np.isfinite(model) & np.isfinite(trend)
     use_trend = both & (state["miss_count"] > _SPIKE_SKIP) \
@@ -270,6 +270,12 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray],
     rate = _ewma_rate(state["miss_count"], settings.trend_window)
     for name, prediction in (("model_miss", model), ("trend_miss", trend)):
         state[name] = np.where(both, state[name] + rate * (np.abs(values - prediction) - state[name]), state[name])
+    return np.where(use_trend, trend, model), use_trend
+
+
+def _learn_differences(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray) -> None:
+    """Fold this reading's first difference into their running mean and variance, and make
+    the trend fallback's prediction for the next reading."""
     previous = state["spike_last"]  # the previous reading (NaN after a reset)
     has_previous = np.isfinite(previous)
     state["diff_count"] = state["diff_count"] + has_previous
@@ -279,17 +285,18 @@ def _judged_prediction(settings: ScoringSettings, state: dict[str, np.ndarray],
     state["diff_mean"] = np.where(has_previous, mean, state["diff_mean"])
     state["diff_var"] = np.where(has_previous, var, state["diff_var"])
     state["trend_prediction"] = values + state["diff_mean"]
-    return np.where(use_trend, trend, model), use_trend
 
 
-def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray) -> np.ndarray:
+def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray,
+                   trend_ceiling: np.ndarray) -> np.ndarray:
     """The sensor's typical error in standard deviations: its running mean miss, capped at
-    ``typical_spread_cap`` spreads of the first differences (the cap also holds the running
-    mean down) and floored at ``error_floor`` or ``floor_spread`` spreads, whichever is lower;
-    neither until ``_SPREAD_SKIP`` differences have been learnt."""
+    ``typical_spread_cap`` spreads of the first differences and at ``trend_ceiling`` (the
+    caps also hold the running mean down), and floored at ``error_floor`` or ``floor_spread``
+    spreads, whichever is lower; the spread is not used until ``_SPREAD_SKIP`` differences
+    have been learnt."""
     settled = state["diff_count"] >= _SPREAD_SKIP
-    cap = settings.typical_spread_cap * spread
-    state["error_typ"] = np.where(settled, np.minimum(state["error_typ"], cap), state["error_typ"])
+    ceiling = np.minimum(np.where(settled, settings.typical_spread_cap * spread, np.inf), trend_ceiling)
+    state["error_typ"] = np.minimum(state["error_typ"], ceiling)
     floor = np.minimum(settings.error_floor, np.maximum(settings.floor_spread * spread, _TYPICAL_MIN))
     return np.maximum(state["error_typ"], np.where(settled, floor, settings.error_floor))
 

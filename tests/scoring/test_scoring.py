@@ -222,13 +222,14 @@ def test_typical_error_is_capped_and_floored_by_the_spread_of_first_differences(
     state = {"error_typ": np.array([5.0, 1e-4, 0.3]), "diff_var": np.array([1e-4, 1e-6, 0.09]),
              "diff_count": np.full(3, 1000.0)}
     spread = np.sqrt(state["diff_var"])  # scale 1: 0.01, 0.001, 0.3 standard deviations
-    typical = scoring._typical_error(SETTINGS, state, spread)
+    typical = scoring._typical_error(SETTINGS, state, spread, np.full(3, np.inf))
     cap = SETTINGS.typical_spread_cap * spread[0]
     assert typical[0] == pytest.approx(cap) and state["error_typ"][0] == pytest.approx(cap)
     assert typical[1] == pytest.approx(SETTINGS.floor_spread * spread[1])  # below error_floor (0.02)
     assert typical[2] == pytest.approx(0.3)  # neither binds
     settling = scoring._typical_error(SETTINGS, {"error_typ": np.array([5.0]), "diff_var": np.array([1e-4]),
-                                                 "diff_count": np.array([10.0])}, np.array([0.01]))
+                                                 "diff_count": np.array([10.0])}, np.array([0.01]),
+                                      np.array([np.inf]))
     assert settling[0] == 5.0  # the first readings after a reset are not capped
 
 
