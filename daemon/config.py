@@ -222,7 +222,7 @@ def validate(config: Config) -> Config:
               "state.journal_fsync_interval",
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
               "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
-              "scoring.typical_spread_cap")
+              "scoring.typical_spread_cap", "scoring.jump_min")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")
@@ -245,6 +245,10 @@ def validate(config: Config) -> Config:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
     if config.scoring.trend_margin < 0:
         raise ConfigError("scoring.trend_margin: must be >= 0 (0 turns the trend fallback off)")
+    if config.scoring.jump_tolerance < 0 or config.scoring.jump_hold < 0:
+        raise ConfigError("scoring.jump_tolerance and scoring.jump_hold: must be >= 0 (tolerance 0 turns known jumps off)")
+    if not 0.0 <= config.scoring.jump_refine <= 1.0:
+        raise ConfigError("scoring.jump_refine: must be between 0 and 1")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError("logging.level: one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     if config.logging.format not in ("text", "json"):

@@ -247,3 +247,80 @@ def test_state_from_before_the_spread_fields_does_not_flood_with_flags():
     _, anomaly, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
     assert anomaly.mean() < 0.001  # as for ordinary noise (test_ordinary_noise_is_not_flagged)
     assert (state["error_typ"] > 0.5 * typical_before).all()  # not collapsed onto an unlearnt spread
+
+
+def regimes(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sensors moving between two levels 40 sigma apart (dwelling 150-400 readings), judged by
+    a model that takes a few readings to follow a move (exponential smoothing, as the network
+    does after a regime switch). Returns values, predictions and the level index."""
+    rng = np.random.default_rng(seed)
+    dwell = rng.integers(150, 400, (n, steps // 150 + 1))
+    level = np.zeros((n, steps), np.int64)
+    for row in range(n):
+        edges = np.cumsum(dwell[row])
+        level[row] = np.searchsorted(edges, np.arange(steps), side="right") % 2
+    values = 40.0 * level + rng.normal(0.0, 1.0, (n, steps))
+    predictions = np.full((n, steps), np.nan)
+    smooth = values[:, 0].copy()
+    for t in range(1, steps):
+        predictions[:, t] = smooth
+        smooth += 0.5 * (values[:, t] - smooth)
+    return values, predictions, level
+
+
+def test_returns_to_known_levels_are_not_anomalies():
+    values, predictions, level = regimes(16, 6000, 14)
+    without = ScoringSettings(jump_tolerance=0.0)
+    _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    _, anomaly_without, _ = run_scorer(without, values, predictions)
+    moves = np.diff(level, axis=1) != 0
+    late = np.zeros_like(moves)
+    late[:, 3000:] = moves[:, 3000:]  # both levels are known by then
+    after_move = np.zeros_like(anomaly)
+    for row, t in zip(*np.nonzero(late)):
+        after_move[row, t + 1:t + 12] = True
+    # Each move is a 40-sigma miss, followed by a few large ones while the model catches up.
+    assert anomaly_without[after_move].sum() >= 8
+    assert anomaly[after_move].sum() <= 2
+
+
+def test_anomalies_on_a_sensor_with_known_levels_are_still_seen():
+    values, predictions, level = regimes(16, 6000, 15)
+    rows = np.arange(16)
+    # Well inside a dwell, away from any move: a 7-sigma spike and, 60 readings later, a lasting
+    # 7-sigma shift (the model follows one reading late, as in ``shifted``).
+    positions = np.array([next(t for t in range(3500 + 40 * row, 6000, 7)
+                               if (level[row, t - 80:t + 120] == level[row, t]).all()) for row in rows])
+    values[rows, positions] += np.where(rows % 2, 7.0, -7.0)
+    predictions[rows, positions + 1] = values[rows, positions - 1]
+    for row, p in zip(rows, positions + 60):
+        values[row, p:p + 50] += 7.0
+        predictions[row, p + 1:p + 51] = values[row, p:p + 50]
+        predictions[row, p + 51] = values[row, p + 49]  # it ends; the model lags one reading
+    state = new_state(SETTINGS, 16)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    _, anomaly_without, _ = run_scorer(ScoringSettings(jump_tolerance=0.0), values, predictions)
+    assert np.isfinite(state["jump_level"]).sum(axis=1).min() >= 2  # both levels are known
+    spikes = [anomaly[row, p:p + 3].any() for row, p in zip(rows, positions)]
+    shifts = [anomaly[row, p:p + 4].any() for row, p in zip(rows, positions + 60)]
+    shifts_without = [anomaly_without[row, p:p + 4].any() for row, p in zip(rows, positions + 60)]
+    assert np.mean(spikes) >= 0.9
+    # Shifts this small are often below the step record the first 40-sigma moves left (as
+    # without known jumps); what matters here is that none is explained away.
+    assert sum(shifts) >= sum(shifts_without) >= 4
+
+
+def test_a_known_jump_is_judged_against_the_nearest_level_away_from_the_prediction():
+    state = new_state(SETTINGS, 4)
+    state["jump_level"][:, :2] = [0.0, 50.0]
+    state["prediction"] = np.array([0.0, 0.0, 0.0, 45.0])
+    values = np.array([51.0, 52.5, 30.0, 51.0])  # near 50; near 50 but not close; far; near 50
+    unit, count = np.ones(4), np.full(4, 1000.0)
+    relative = np.abs(values - state["prediction"])
+    judged, explained = scoring._known_jump(SETTINGS, state, values, unit, relative, count)
+    # The last one missed by 6 typical errors: too little to be a jump (jump_min 10), and the
+    # level 50 is within jump_min of its prediction.
+    assert explained.tolist() == [True, True, False, False]
+    assert judged.tolist() == [1.0, 2.5, 30.0, 6.0]
+    assert state["jump_level"][0, 1] == pytest.approx(50.0 + SETTINGS.jump_refine * 1.0)
+    assert state["jump_hold"].tolist() == [SETTINGS.jump_hold, SETTINGS.jump_hold, 0, 0]
