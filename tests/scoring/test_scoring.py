@@ -324,3 +324,17 @@ def test_a_known_jump_is_judged_against_the_nearest_level_away_from_the_predicti
     assert judged.tolist() == [1.0, 2.5, 30.0, 6.0]
     assert state["jump_level"][0, 1] == pytest.approx(50.0 + SETTINGS.jump_refine * 1.0)
     assert state["jump_hold"].tolist() == [SETTINGS.jump_hold, SETTINGS.jump_hold, 0, 0]
+
+
+def test_small_steps_a_sensor_makes_do_not_hide_a_bigger_level_shift():
+    # A sensor whose normal includes a 5-sigma step every 600 readings (a random walk's big
+    # innovations, say), then a 12-sigma level shift; the predictor follows one reading late.
+    positions = np.arange(16) * 7 + 4000
+    values, predictions = shifted(16, 4500, 16, positions, 12.0)
+    for t in range(400, 3900, 600):
+        values[:, t:] += 5.0
+        predictions[:, t + 1:] += 5.0
+    state = new_state(SETTINGS, 16)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    assert (state["step_events"] >= 3).all()  # the small steps were seen as steps (decayed count)
+    assert np.mean([anomaly[row, p:p + 4].any() for row, p in enumerate(positions)]) >= 0.9
