@@ -201,7 +201,9 @@ def scorer_fields(settings: ScoringSettings) -> dict[str, Field]:
         "jump_level": Field((_JUMP_LEVELS,), np.float64, np.nan),  # levels stepped to or from
         "jump_next": Field((), np.float32, 0.0),  # slot the next level overwrites
         "jump_hold": Field((), np.float32, 0.0),  # readings still judged by the trend after one
-        "step_sizes": Field((len(_STEP_SIZE_EDGES),), np.float32, 0.0),  # decayed counts by size
+        "step_sizes": Field((len(_STEP_SIZE_EDGES),), np.float32, 0.0),  # step counts by size, decayed ...
+        "step_sizes_at": Field((), np.float64, 0.0),  # ... up to this many live readings
+        "step_live": Field((), np.float64, 0.0),  # readings the step statistics have counted
         "value_min": Field((), np.float64, np.inf),
         "value_max": Field((), np.float64, -np.inf),
         "score_ring": Field((max(settings.suppress_window, 1),), np.float32, 0.0),
@@ -340,21 +342,30 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     if settings.jump_tolerance <= 0:
         return relative, np.zeros(len(relative), bool)
     _remember_levels(state, values, count == _SPIKE_SKIP + 1)
-    levels = state["jump_level"]
-    away = np.abs(state["prediction"][:, None] - levels) >= settings.jump_min * unit[:, None]
-    distance = np.where(away, np.abs(values[:, None] - levels) / unit[:, None], np.inf)  # NaN level: False
+    explained = np.zeros(len(values), bool)
+    rows = np.flatnonzero(relative >= settings.jump_min)  # few: only these can be jumps
+    if not len(rows):
+        return relative, explained
+    judged = relative.copy()
+    levels = state["jump_level"][rows]
+    row_unit = unit[rows, None]
+    away = np.abs(state["prediction"][rows, None] - levels) >= settings.jump_min * row_unit
+    distance = np.where(away, np.abs(values[rows, None] - levels) / row_unit, np.inf)  # NaN level: False
     nearest = np.argmin(distance, axis=1)
-    rows = np.arange(len(values))
-    miss = distance[rows, nearest]
-    explained = (relative >= settings.jump_min) & (miss <= settings.jump_tolerance)
-    hit = rows[explained]
-    levels[hit, nearest[hit]] += settings.jump_refine * (values[hit] - levels[hit, nearest[hit]])
-    state["jump_hold"] = np.where(explained, float(settings.jump_hold), state["jump_hold"])
-    return np.where(explained, np.minimum(miss, relative), relative), explained
+    miss = distance[np.arange(len(rows)), nearest]
+    near = miss <= settings.jump_tolerance
+    hit, slot = rows[near], nearest[near]
+    state["jump_level"][hit, slot] += settings.jump_refine * (values[hit] - state["jump_level"][hit, slot])
+    state["jump_hold"][hit] = float(settings.jump_hold)
+    explained[hit] = True
+    judged[hit] = np.minimum(miss[near], relative[hit])
+    return judged, explained
 
 
 def _remember_levels(state: dict[str, np.ndarray], levels: np.ndarray, where: np.ndarray) -> None:
     """Write ``levels`` into the next slot of the rows ``where``, the oldest level going first."""
+    if not where.any():
+        return
     rows = np.flatnonzero(where & np.isfinite(levels))
     slot = state["jump_next"][rows].astype(np.int64) % _JUMP_LEVELS
     state["jump_level"][rows, slot] = levels[rows]
@@ -424,7 +435,7 @@ def _rare_record(settings: ScoringSettings, state: dict[str, np.ndarray], prefix
     (``<prefix>_sizes``). Then counts this reading in the rates and ``_record`` where ``live``."""
     events, seen, record = state[f"{prefix}_events"], state[f"{prefix}_seen"], state[f"{prefix}_record"]
     forget = 1.0 - 1.0 / settings.spike_rate_window
-    earlier = _events_as_big(state[f"{prefix}_sizes"], size, is_event & live, forget, live) if by_size else events
+    earlier = _events_as_big(state, prefix, size, is_event, forget, live) if by_size else events
     rate = (earlier + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
     fired = is_event & (rate < rate_max) & (size > record * (1.0 + settings.spike_record_margin))
     state[f"{prefix}_events"] = np.where(live, forget * events + is_event, events)
@@ -439,19 +450,28 @@ _STEP_SIZE_EDGES = np.array([4.0, 5.0, 6.0, 7.0, 8.5, 10.0, 12.5, 15.0, 20.0, 30
 _AS_BIG = 0.8
 
 
-def _events_as_big(counts: np.ndarray, size: np.ndarray, is_event: np.ndarray, forget: float,
-                   live: np.ndarray) -> np.ndarray:
-    """Decayed count of earlier events of at least ``_AS_BIG`` of ``size`` (by class); then
-    ages ``counts`` where ``live`` and adds the events ``is_event`` to their class.
+def _events_as_big(state: dict[str, np.ndarray], prefix: str, size: np.ndarray, is_event: np.ndarray,
+                   forget: float, live: np.ndarray) -> np.ndarray:
+    """Decayed count of the sensor's earlier events of at least ``_AS_BIG`` of ``size`` (by
+    class), where ``is_event``; then adds those events to their class.
 
     A random walk's own innovations make steps of 4-5 typical errors every few thousand
-    readings; counting them all made every level shift on it ordinary."""
-    classes = np.arange(len(_STEP_SIZE_EDGES))
-    first = np.searchsorted(_STEP_SIZE_EDGES, _AS_BIG * size, side="right") - 1
-    earlier = np.where(classes >= first[:, None], counts, 0.0).sum(axis=1)
-    counts *= np.where(live, forget, 1.0).astype(counts.dtype)[:, None]
-    rows = np.flatnonzero(is_event)
-    counts[rows, np.maximum(np.searchsorted(_STEP_SIZE_EDGES, size[rows], side="right") - 1, 0)] += 1.0
+    readings; counting them all made every level shift on it ordinary. The counts decay like
+    the rate's (``forget`` per live reading), applied only when a row has an event: events are
+    rare, and ageing every row's classes on every reading cost more than the rest of the rule."""
+    live_count = state[f"{prefix}_live"] + live
+    state[f"{prefix}_live"] = live_count
+    earlier = np.zeros(len(size))
+    if is_event.any():
+        rows = np.flatnonzero(is_event)
+        at = state[f"{prefix}_sizes_at"]
+        counts = state[f"{prefix}_sizes"][rows] * forget ** (live_count[rows] - 1.0 - at[rows])[:, None]
+        first = np.searchsorted(_STEP_SIZE_EDGES, _AS_BIG * size[rows], side="right") - 1
+        earlier[rows] = np.where(np.arange(len(_STEP_SIZE_EDGES)) >= first[:, None], counts, 0.0).sum(axis=1)
+        counts *= forget
+        counts[np.arange(len(rows)), np.maximum(np.searchsorted(_STEP_SIZE_EDGES, size[rows], side="right") - 1, 0)] += 1.0
+        state[f"{prefix}_sizes"][rows] = counts
+        at[rows] = live_count[rows]
     return earlier
 
 
