@@ -228,7 +228,9 @@ class Detector:
         previous_prediction = state["prediction"].copy()
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
-        scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold)
+        elapsed = ts - state["last_ts"]  # NaN for a sensor's first reading
+        scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold,
+                                        elapsed)
         judged = state["prediction"].copy()  # the model's, or the scorer's trend fallback
         if head is not None:
             # The change from the sensor's previous reading, learnt against the regressors

@@ -112,3 +112,25 @@ def test_counters_are_judged_against_their_trend_and_their_spikes_flagged(artifa
     caught = [flagged[at:at + 3, i].any() for i, at in enumerate(spike_at)]
     assert np.mean(caught) >= 0.75  # the return test misses about one in eight (test_scoring)
     assert flagged[300:1390].sum() <= 2  # and the ramp itself raises nothing
+
+
+def test_a_sensor_that_falls_silent_is_flagged_when_it_returns(artifact):
+    # Eight noisy sensors every 5 s (with jitter) through the real engine; sensor i misses
+    # 6 + 3 i readings once, late in its run.
+    n, steps = 8, 800
+    rng = np.random.default_rng(4)
+    ts = 1.7e9 + 5.0 * np.arange(steps)[:, None] + rng.uniform(-0.5, 0.5, (steps, n))
+    values = 20.0 + rng.normal(0.0, 1.0, (steps, n))
+    silent_from = 600 + 10 * np.arange(n)
+    present = np.ones((steps, n), bool)
+    for i, start in enumerate(silent_from):
+        present[start:start + 6 + 3 * i, i] = False
+    detector = Detector(artifact, DetectorSettings(capacity=n, batch_size=n), ScoringSettings())
+    sensors = np.array([f"sensor{i}" for i in range(n)])
+    flagged = np.zeros((steps, n), bool)
+    for t in range(steps):
+        here = np.flatnonzero(present[t])
+        result = detector.process(list(sensors[here]), ts[t, here], values[t, here])
+        flagged[t, here[result.index]] = result.anomaly
+    back = [start + 6 + 3 * i for i, start in enumerate(silent_from)]
+    assert all(flagged[at, i] for i, at in enumerate(back))

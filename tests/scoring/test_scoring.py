@@ -338,3 +338,54 @@ def test_small_steps_a_sensor_makes_do_not_hide_a_bigger_level_shift():
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
     assert (state["step_events"] >= 3).all()  # the small steps were seen as steps (decayed count)
     assert np.mean([anomaly[row, p:p + 4].any() for row, p in enumerate(positions)]) >= 0.9
+
+
+def intervals(n: int, steps: int, seed: int) -> np.ndarray:
+    """Seconds between readings: every 5 s with up to 0.5 s of jitter (NaN before the first)."""
+    rng = np.random.default_rng(seed)
+    elapsed = 5.0 + rng.uniform(-0.5, 0.5, (n, steps))
+    elapsed[:, 0] = np.nan
+    return elapsed
+
+
+def test_a_reading_after_a_silence_is_flagged():
+    values, predictions = noisy(16, 3000, 17)
+    elapsed = intervals(16, 3000, 17)
+    rows, positions = np.arange(16), np.arange(16) * 50 + 1500
+    elapsed[rows, positions] = 5.0 * (5 + rows)  # silent for 4 to 19 readings
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, elapsed=elapsed)
+    _, blind, _ = run_scorer(SETTINGS, values, predictions)  # no timestamps: no silence rule
+    assert anomaly[rows, positions].all() and not blind[rows, positions].any()
+    added = anomaly & ~blind
+    assert added.sum() == 16  # the silences, and nothing else
+
+
+def test_silences_that_are_a_sensors_normal_stay_quiet():
+    values, predictions = noisy(4, 6000, 18)
+    elapsed = intervals(4, 6000, 18)
+    elapsed[:, 200::100] = 30.0  # a sensor that skips five readings every hundred
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, elapsed=elapsed)
+    assert anomaly[:, 3000:].sum() <= 2
+
+
+def test_a_flatline_is_flagged():
+    values, predictions = noisy(16, 3000, 19)
+    rows, positions = np.arange(16), np.arange(16) * 50 + 1500
+    for row, p in zip(rows, positions):
+        values[row, p:p + 30] = values[row, p - 1] + 0.3  # frozen for 30 readings
+        predictions[row, p + 1:p + 31] = values[row, p:p + 30]  # the predictor follows
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    flagged = [np.flatnonzero(anomaly[row, p:p + 30]) for row, p in zip(rows, positions)]
+    assert all(len(f) and f[0] <= SETTINGS.stuck_readings for f in flagged)
+    _, blind, _ = run_scorer(ScoringSettings(stuck_readings=0), values, predictions)
+    assert sum(blind[row, p:p + 30].any() for row, p in zip(rows, positions)) <= 2
+
+
+def test_a_sensor_whose_readings_often_repeat_is_not_called_stuck():
+    values, predictions = noisy(4, 6000, 20)
+    values = np.round(values)  # quantised: about a third of readings equal the previous one
+    values[:, 4000:4030] = 0.0  # and a 30-reading flat run at the usual level
+    score, _, _ = run_scorer(SETTINGS, values, predictions)
+    without, _, _ = run_scorer(ScoringSettings(stuck_readings=0), values, predictions)
+    assert np.array_equal(score, without)  # the flatline rule never fired
+
