@@ -367,11 +367,13 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     prediction (see ``jump_min``): returns the miss in typical errors and where it was so
     explained. ``unit`` is one typical error in raw units.
 
-    The reading the sensor sits at when its spike statistics start (``_SPIKE_SKIP``) is its
-    first known level: the level it left in its first jump is often the one it returns to."""
+    The reading the sensor sits at when its spike statistics start (``_SPIKE_SKIP``), if
+    ordinary, is its first known level: the level it left in its first jump is often the one it
+    returns to."""
     if settings.jump_tolerance <= 0:
         return relative, np.zeros(len(relative), bool)
-    _remember_levels(state, values, count == _SPIKE_SKIP + 1)
+    # An ordinary reading only: a spike there must not become a level that explains itself.
+    _remember_levels(state, values, (count == _SPIKE_SKIP + 1) & (relative < settings.jump_min))
     explained = np.zeros(len(values), bool)
     rows = np.flatnonzero(relative >= settings.jump_min)  # few: only these can be jumps
     if not len(rows):

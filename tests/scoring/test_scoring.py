@@ -389,3 +389,14 @@ def test_a_sensor_whose_readings_often_repeat_is_not_called_stuck():
     without, _, _ = run_scorer(ScoringSettings(stuck_readings=0), values, predictions)
     assert np.array_equal(score, without)  # the flatline rule never fired
 
+
+def test_a_spike_where_the_first_level_is_remembered_does_not_explain_itself():
+    # The reading at which the spike statistics start becomes the sensor's first known level;
+    # a spike there must not become that level (and then match it).
+    values, predictions = noisy(4, 400, 21)
+    at = scoring._SPIKE_SKIP  # 0-based: the reading counted _SPIKE_SKIP + 1
+    values[:, at] = 50.0
+    state = new_state(SETTINGS, 4)
+    _, anomaly, _ = run_scorer(ScoringSettings(warmup=20), values, predictions, state)
+    assert anomaly[:, at:at + 3].any(axis=1).all()
+    assert not (np.abs(state["jump_level"] - 50.0) < 1.0).any()
