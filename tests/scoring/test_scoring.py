@@ -400,3 +400,20 @@ def test_a_spike_where_the_first_level_is_remembered_does_not_explain_itself():
     _, anomaly, _ = run_scorer(ScoringSettings(warmup=20), values, predictions, state)
     assert anomaly[:, at:at + 3].any(axis=1).all()
     assert not (np.abs(state["jump_level"] - 50.0) < 1.0).any()
+
+
+def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
+    # Bounded noise, so that only the two spikes count in the sensor's spike rate.
+    rng = np.random.default_rng(22)
+    values, predictions = rng.uniform(-1.7, 1.7, (16, 3000)), np.zeros((16, 3000))
+    rows = np.arange(16)
+    first, second = 1000 + 10 * rows, 2000 + 10 * rows
+    sign = np.where(rows % 2, 1.0, -1.0)
+    values[rows, first] += 12.0 * sign  # an earlier, bigger event sets the sensor's record
+    values[rows, second] += 8.0 * sign
+    for p in (first, second):
+        predictions[rows, p + 1] = 0.3 * values[rows, p]  # the spike leaks a little
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, without, _ = run_scorer(ScoringSettings(spike_record_bypass=0.0), values, predictions)
+    assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, second)]) >= 0.9
+    assert np.mean([without[row, p:p + 3].any() for row, p in zip(rows, second)]) <= 0.3
