@@ -309,8 +309,8 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     live = has_prediction & (count > _SPIKE_SKIP)
     silence = _silence(settings, state, elapsed, live)
     stuck = _stuck(settings, state, values, live)
-    step = _step(settings, state, values, unit, relative, has_prediction, count)
-    spike = _spike(settings, state, values, unit, relative, has_prediction, count)
+    step = _step(settings, state, values, unit, relative, has_prediction, live)
+    spike = _spike(settings, state, values, unit, relative, has_prediction, live)
     # The spike, step, silence and flatline rules have their own rarity tests, so a recent
     # excursion does not suppress them.
     kept = np.maximum(_local_maximum(settings, state, np.maximum(likelihood, spatial)),
@@ -467,6 +467,20 @@ _SPIKE_PRIOR_READINGS, _SPIKE_PRIOR_RATE = 20.0, 0.01
 _SPIKE_SKIP = 100  # readings after a reset whose errors the spike statistics ignore (settling)
 
 
+def _rate(events: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """A decayed event rate with the spike rule's prior (1% over 20 readings)."""
+    return (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
+
+
+def _count_events(settings: ScoringSettings, state: dict[str, np.ndarray], prefix: str, is_event: np.ndarray,
+                  where: np.ndarray) -> None:
+    """Fold one reading into the decayed ``<prefix>_events`` / ``_seen`` counts where ``where``."""
+    forget = 1.0 - 1.0 / settings.spike_rate_window
+    events, seen = state[f"{prefix}_events"], state[f"{prefix}_seen"]
+    state[f"{prefix}_events"] = np.where(where, forget * events + is_event, events)
+    state[f"{prefix}_seen"] = np.where(where, forget * seen + 1.0, seen)
+
+
 def _rare_record(settings: ScoringSettings, state: dict[str, np.ndarray], prefix: str, size: np.ndarray,
                  is_event: np.ndarray, live: np.ndarray, rate_max: float, by_size: bool = False,
                  bypass: float = np.inf) -> np.ndarray:
@@ -475,14 +489,12 @@ def _rare_record(settings: ScoringSettings, state: dict[str, np.ndarray], prefix
     unless at least ``bypass``. With ``by_size`` the rate counts only earlier events of at
     least about this one's size (``<prefix>_sizes``). Then counts this reading in the rates and
     ``_record`` where ``live``."""
-    events, seen, record = state[f"{prefix}_events"], state[f"{prefix}_seen"], state[f"{prefix}_record"]
+    record = state[f"{prefix}_record"]
     forget = 1.0 - 1.0 / settings.spike_rate_window
-    earlier = _events_as_big(state, prefix, size, is_event, forget, live) if by_size else events
-    rate = (earlier + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
+    earlier = _events_as_big(state, prefix, size, is_event, forget, live) if by_size else state[f"{prefix}_events"]
     beats = (size > record * (1.0 + settings.spike_record_margin)) | (size >= bypass)
-    fired = is_event & (rate < rate_max) & beats
-    state[f"{prefix}_events"] = np.where(live, forget * events + is_event, events)
-    state[f"{prefix}_seen"] = np.where(live, forget * seen + 1.0, seen)
+    fired = is_event & (_rate(earlier, state[f"{prefix}_seen"]) < rate_max) & beats
+    _count_events(settings, state, prefix, is_event, live)
     state[f"{prefix}_record"] = np.where(live, np.maximum(record * (1.0 - settings.spike_record_decay), size), record)
     return fired
 
@@ -520,14 +532,13 @@ def _events_as_big(state: dict[str, np.ndarray], prefix: str, size: np.ndarray, 
 
 def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
            unit: np.ndarray, relative: np.ndarray, has_prediction: np.ndarray,
-           count: np.ndarray) -> np.ndarray:
+           live: np.ndarray) -> np.ndarray:
     """Judge the previous reading: was it an isolated spike, bigger and rarer than usual?
 
     ``unit`` is one typical error in raw units, ``relative`` this reading's miss in typical errors.
     """
     returned = np.abs(values - state["spike_ref"]) <= settings.spike_return * unit
     size = np.where(has_prediction & returned, state["spike_rel"], 0.0)  # NaN ref: not returned
-    live = has_prediction & (count > _SPIKE_SKIP)
     bypass = settings.spike_record_bypass if settings.spike_record_bypass > 0 else np.inf
     fired = _rare_record(settings, state, "spike", size, size >= settings.spike_min, live, settings.spike_rate_max,
                          bypass=bypass)
@@ -543,7 +554,7 @@ def _spike(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.n
 
 def _step(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
           unit: np.ndarray, relative: np.ndarray, has_prediction: np.ndarray,
-          count: np.ndarray) -> np.ndarray:
+          live: np.ndarray) -> np.ndarray:
     """Judge a big miss by the readings after it: a level shift stays off the path the signal
     was on (the prediction made before the miss, moved on by the change predicted then),
     a spike returns to it and noise scatters around it.
@@ -555,7 +566,6 @@ def _step(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     ``relative`` this reading's miss in typical errors.
     """
     size, running = _step_progress(settings, state, values, has_prediction)
-    live = has_prediction & (count > _SPIKE_SKIP)
     # A big step teaches the sensor both ends as known levels.
     stepped = size >= max(settings.step_min, settings.jump_min)
     _remember_levels(state, state["step_from"], stepped)
@@ -608,20 +618,6 @@ def _step_start(settings: ScoringSettings, state: dict[str, np.ndarray], values:
 # reading) at or above which a sensor's flat runs are its normal (quantised or slow sensors).
 _INTERVALS_LEARNT = 20
 _REPEAT_RATE_MAX = 0.01
-
-
-def _rate(events: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """A decayed event rate with the spike rule's prior (1% over 20 readings)."""
-    return (events + _SPIKE_PRIOR_READINGS * _SPIKE_PRIOR_RATE) / (seen + _SPIKE_PRIOR_READINGS)
-
-
-def _count_events(settings: ScoringSettings, state: dict[str, np.ndarray], prefix: str, is_event: np.ndarray,
-                  where: np.ndarray) -> None:
-    """Fold one reading into the decayed ``<prefix>_events`` / ``_seen`` counts where ``where``."""
-    forget = 1.0 - 1.0 / settings.spike_rate_window
-    events, seen = state[f"{prefix}_events"], state[f"{prefix}_seen"]
-    state[f"{prefix}_events"] = np.where(where, forget * events + is_event, events)
-    state[f"{prefix}_seen"] = np.where(where, forget * seen + 1.0, seen)
 
 
 def _silence(settings: ScoringSettings, state: dict[str, np.ndarray], elapsed: np.ndarray | None,
