@@ -247,6 +247,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("scoring.trend_margin: must be >= 0 (0 turns the trend fallback off)")
     if config.scoring.jump_tolerance < 0 or config.scoring.jump_hold < 0:
         raise ConfigError("scoring.jump_tolerance and scoring.jump_hold: must be >= 0 (tolerance 0 turns known jumps off)")
+    if config.scoring.spatial_noise_range < 0 or config.scoring.spatial_noise_error < 0:
+        raise ConfigError("scoring.spatial_noise_range and scoring.spatial_noise_error: must be >= 0")
     if config.scoring.spike_record_bypass < 0:
         raise ConfigError("scoring.spike_record_bypass: must be >= 0 (0 turns it off)")
     if config.scoring.gap_factor < 0 or config.scoring.stuck_readings < 0:

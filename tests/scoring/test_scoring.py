@@ -61,17 +61,21 @@ def test_repeat_filter_keeps_the_first_red_reading_only():
     assert second.tolist() == [SETTINGS.repeat_score, 0.9, 0.4]
 
 
+SMALL_UNIT = np.full(2, 0.01)  # one typical error: the range of 2 below spans 200 of them
+
+
 def test_spatial_rule_fires_beyond_the_margin_and_its_range_decays_toward_the_mean():
     settings = ScoringSettings(spatial_decay=0.01)
     state = new_state(settings, 2)
     mean, missed = np.zeros(2), np.full(2, 10.0)  # readings far from their predictions
     for value in (-1.0, 1.0):
-        scoring._spatial(settings, state, np.full(2, value), mean, missed)
+        scoring._spatial(settings, state, np.full(2, value), mean, missed, SMALL_UNIT)
     inside, beyond = 1.0 + 0.04 * 2, 1.0 + 0.06 * 2  # margin: 5% of the range of 2
-    assert scoring._spatial(settings, state, np.array([inside, beyond]), mean, missed).tolist() == [0.0, 1.0]
+    assert scoring._spatial(settings, state, np.array([inside, beyond]), mean, missed,
+                            SMALL_UNIT).tolist() == [0.0, 1.0]
     high = state["value_max"].copy()
     for _ in range(200):
-        scoring._spatial(settings, state, np.zeros(2), mean, missed)
+        scoring._spatial(settings, state, np.zeros(2), mean, missed, SMALL_UNIT)
     assert (state["value_max"] < 0.2 * high).all()  # an old excursion stops blinding the rule
 
 
@@ -79,11 +83,25 @@ def test_a_new_extreme_the_predictor_expected_is_not_spatial():
     settings = ScoringSettings()
     state = new_state(settings, 2)
     for value in (-1.0, 1.0):
-        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2))
+        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), SMALL_UNIT)
     relative = np.array([settings.spatial_min_error - 0.1, settings.spatial_min_error])
-    assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative).tolist() == [0.0, 1.0]
+    assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative,
+                            SMALL_UNIT).tolist() == [0.0, 1.0]
     # The extreme is learnt either way: the next, smaller step beyond the old max is inside.
     assert state["value_max"].tolist() == [2.0, 2.0]
+
+
+def test_a_new_extreme_of_a_flat_sensor_must_miss_by_more():
+    # A range of 2 that spans 4 typical errors is the noise band: a new extreme there is a
+    # record of the noise unless it misses by spatial_noise_error.
+    settings = ScoringSettings()
+    state = new_state(settings, 2)
+    unit = np.full(2, 0.5)
+    for value in (-1.0, 1.0):
+        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), unit)
+    relative = np.array([settings.spatial_noise_error - 0.1, settings.spatial_noise_error])
+    assert settings.spatial_noise_error - 0.1 > settings.spatial_min_error
+    assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative, unit).tolist() == [0.0, 1.0]
 
 
 def test_local_maximum_filter_halves_scores_that_are_not_new_maxima():
