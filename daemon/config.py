@@ -222,7 +222,7 @@ def validate(config: Config) -> Config:
               "state.journal_fsync_interval",
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
               "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
-              "scoring.typical_spread_cap", "scoring.jump_min")
+              "scoring.typical_spread_cap", "scoring.jump_min", "scoring.spike_flat_min")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")

@@ -34,6 +34,7 @@ def test_empty_and_missing_file_mean_defaults():
     ("scoring:\n  jump_refine: 1.5\n", "scoring.jump_refine: must be between 0 and 1"),
     ("scoring:\n  jump_min: 0\n", "scoring.jump_min: must be positive"),
     ("scoring:\n  spatial_noise_range: -1\n", "scoring.spatial_noise_range and scoring.spatial_noise_error: must"),
+    ("scoring:\n  spike_flat_min: 0\n", "scoring.spike_flat_min: must be positive"),
     ("scoring:\n  spike_record_bypass: -1\n", "scoring.spike_record_bypass: must be >= 0"),
     ("scoring:\n  gap_factor: -2\n", "scoring.gap_factor and scoring.stuck_readings: must be >= 0"),
     ("scoring:\n  stuck_readings: 1\n", "scoring.stuck_readings: 1 would call every reading a flatline"),

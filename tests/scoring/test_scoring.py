@@ -61,7 +61,7 @@ def test_repeat_filter_keeps_the_first_red_reading_only():
     assert second.tolist() == [SETTINGS.repeat_score, 0.9, 0.4]
 
 
-SMALL_UNIT = np.full(2, 0.01)  # one typical error: the range of 2 below spans 200 of them
+NOT_FLAT = np.zeros(2, bool)  # the sensors' ranges are not their noise bands
 
 
 def test_spatial_rule_fires_beyond_the_margin_and_its_range_decays_toward_the_mean():
@@ -69,13 +69,13 @@ def test_spatial_rule_fires_beyond_the_margin_and_its_range_decays_toward_the_me
     state = new_state(settings, 2)
     mean, missed = np.zeros(2), np.full(2, 10.0)  # readings far from their predictions
     for value in (-1.0, 1.0):
-        scoring._spatial(settings, state, np.full(2, value), mean, missed, SMALL_UNIT)
+        scoring._spatial(settings, state, np.full(2, value), mean, missed, NOT_FLAT)
     inside, beyond = 1.0 + 0.04 * 2, 1.0 + 0.06 * 2  # margin: 5% of the range of 2
     assert scoring._spatial(settings, state, np.array([inside, beyond]), mean, missed,
-                            SMALL_UNIT).tolist() == [0.0, 1.0]
+                            NOT_FLAT).tolist() == [0.0, 1.0]
     high = state["value_max"].copy()
     for _ in range(200):
-        scoring._spatial(settings, state, np.zeros(2), mean, missed, SMALL_UNIT)
+        scoring._spatial(settings, state, np.zeros(2), mean, missed, NOT_FLAT)
     assert (state["value_max"] < 0.2 * high).all()  # an old excursion stops blinding the rule
 
 
@@ -83,10 +83,10 @@ def test_a_new_extreme_the_predictor_expected_is_not_spatial():
     settings = ScoringSettings()
     state = new_state(settings, 2)
     for value in (-1.0, 1.0):
-        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), SMALL_UNIT)
+        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), NOT_FLAT)
     relative = np.array([settings.spatial_min_error - 0.1, settings.spatial_min_error])
     assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative,
-                            SMALL_UNIT).tolist() == [0.0, 1.0]
+                            NOT_FLAT).tolist() == [0.0, 1.0]
     # The extreme is learnt either way: the next, smaller step beyond the old max is inside.
     assert state["value_max"].tolist() == [2.0, 2.0]
 
@@ -96,12 +96,14 @@ def test_a_new_extreme_of_a_flat_sensor_must_miss_by_more():
     # record of the noise unless it misses by spatial_noise_error.
     settings = ScoringSettings()
     state = new_state(settings, 2)
-    unit = np.full(2, 0.5)
     for value in (-1.0, 1.0):
-        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), unit)
+        scoring._spatial(settings, state, np.full(2, value), np.zeros(2), np.zeros(2), NOT_FLAT)
+    assert not scoring._flat(settings, state, np.full(2, 0.01)).any()  # a range of 200 typical errors
+    flat = scoring._flat(settings, state, np.full(2, 0.5))  # a range of 4
+    assert flat.all()
     relative = np.array([settings.spatial_noise_error - 0.1, settings.spatial_noise_error])
     assert settings.spatial_noise_error - 0.1 > settings.spatial_min_error
-    assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative, unit).tolist() == [0.0, 1.0]
+    assert scoring._spatial(settings, state, np.full(2, 2.0), np.zeros(2), relative, flat).tolist() == [0.0, 1.0]
 
 
 def test_local_maximum_filter_halves_scores_that_are_not_new_maxima():
@@ -435,3 +437,22 @@ def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
     _, without, _ = run_scorer(ScoringSettings(spike_record_bypass=0.0), values, predictions)
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, second)]) >= 0.9
     assert np.mean([without[row, p:p + 3].any() for row, p in zip(rows, second)]) <= 0.3
+
+
+def test_a_flat_sensor_needs_a_bigger_spike():
+    # Bounded noise: the sensor's whole range is its noise band (about 4 typical errors wide).
+    rng = np.random.default_rng(23)
+    values, predictions = rng.uniform(-1.7, 1.7, (16, 3000)), np.zeros((16, 3000))
+    rows = np.arange(16)
+    small, big = 1500 + 10 * rows, 2500 + 10 * rows
+    state = new_state(SETTINGS, 16)
+    run_scorer(SETTINGS, values[:, :1000], predictions[:, :1000], state)
+    typical = state["error_typ"].mean()  # about 0.85
+    sign = np.where(rows % 2, 1.0, -1.0)
+    values[rows, small] = 4.6 * typical * sign  # a noise record's size: between 4 and 5
+    values[rows, big] = 7.0 * typical * sign
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, as_before, _ = run_scorer(ScoringSettings(spike_flat_min=SETTINGS.spike_min), values, predictions)
+    assert not any(anomaly[row, p:p + 3].any() for row, p in zip(rows, small))
+    assert np.mean([as_before[row, p:p + 3].any() for row, p in zip(rows, small)]) >= 0.9
+    assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, big)]) >= 0.9
