@@ -301,7 +301,8 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     has_prediction = np.isfinite(state["prediction"])
     error = np.where(has_prediction, np.abs(values - state["prediction"]) / std_before, 0.0)
     typical = _typical_error(settings, state, spread, np.where(by_trend, trend_typical, np.inf))
-    relative, explained = _known_jump(settings, state, values, std_before * typical, error / typical, count)
+    unit = std_before * typical  # one typical error in raw units
+    relative, explained = _known_jump(settings, state, values, unit, error / typical, count)
     # An explained jump is no miss: no statistic below learns it as one.
     error = relative * typical
     _learn_misses(settings, state, values, model, ~explained)
@@ -315,12 +316,12 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
                                   state["error_typ"])
 
     likelihood = _repeat_filter(settings, state, _likelihood(settings, state, squashed, count))
-    # The step rule reads the previous reading's spike fields, which the spike rule then moves on.
-    unit = std_before * typical
     flat = _flat(settings, state, unit)
     spatial = _spatial(settings, state, values, mean_before, relative, flat)
     live = has_prediction & (count > _SPIKE_SKIP)
     silence = _silence(settings, state, elapsed, live)
+    # The flatline and step rules read the previous reading's spike fields, which the spike
+    # rule then moves on.
     stuck = _stuck(settings, state, values, live)
     step = _step(settings, state, values, unit, relative, has_prediction, live)
     spike = _spike(settings, state, values, unit, relative, has_prediction, live, flat)
