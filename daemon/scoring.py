@@ -677,7 +677,10 @@ def _stuck(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.n
     same = values == state["spike_last"]  # False after a reset (NaN)
     run = np.where(same, state["repeat_run"] + 1.0, 0.0)
     state["repeat_run"] = run
-    fired = live & (run == settings.stuck_readings - 1) \
+    # The repeat rate must have been learnt (not the prior alone): state restored from before
+    # these fields existed has a high count and no repeat statistics yet.
+    learnt = state["repeat_seen"] >= _SPIKE_SKIP
+    fired = live & learnt & (run == settings.stuck_readings - 1) \
         & (_rate(state["repeat_events"] - run + 1.0, state["repeat_seen"]) < _REPEAT_RATE_MAX)
     _count_events(settings, state, "repeat", same, live)
     return np.where(fired, settings.spike_score, 0.0)

@@ -456,3 +456,19 @@ def test_a_flat_sensor_needs_a_bigger_spike():
     assert not any(anomaly[row, p:p + 3].any() for row, p in zip(rows, small))
     assert np.mean([as_before[row, p:p + 3].any() for row, p in zip(rows, small)]) >= 0.9
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, big)]) >= 0.9
+
+
+def test_restored_state_without_repeat_statistics_does_not_call_a_quantised_sensor_stuck():
+    # A checkpoint from before the flatline rule restores its fields fresh while the sensor's
+    # count is already high (as in test_state_from_before_the_spread_fields...).
+    rng = np.random.default_rng(24)
+    values = np.round(rng.normal(0.0, 1.0, (16, 3200)))  # about a third of readings repeat
+    values[:, 3000:3006] = 0.0  # and one of its usual flat runs comes right after the restore
+    predictions = np.zeros_like(values)
+    state = new_state(SETTINGS, 16)
+    run_scorer(SETTINGS, values[:, :3000], predictions[:, :3000], state)
+    fresh = new_state(SETTINGS, 16)
+    for name in ("repeat_run", "repeat_events", "repeat_seen"):
+        state[name] = fresh[name]
+    score, _, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
+    assert not np.isclose(score, SETTINGS.spike_score).any()
