@@ -120,8 +120,11 @@ class Detector:
         position = 0
         for batch in batch_plan(rows[accepted], self.engine.batch_size):
             chosen = accepted[batch]
-            resets["gap"] += self._reset_gaps(rows[chosen], ts[chosen])
-            scored = self._step(rows[chosen], ts[chosen], values[chosen])
+            # Time since each sensor's previous reading (NaN for its first): for the gap reset
+            # and the scorer's silence rule alike.
+            elapsed = ts[chosen] - self.table["last_ts"][rows[chosen]]
+            resets["gap"] += self._reset_gaps(rows[chosen], elapsed)
+            scored = self._step(rows[chosen], ts[chosen], values[chosen], elapsed)
             for name, array in zip(("index", "ts", "values", "prediction", "score", "anomaly", "warmup"),
                                    (chosen, ts[chosen], values[chosen], *scored)):
                 out[name][position:position + len(chosen)] = array
@@ -178,9 +181,8 @@ class Detector:
             np.maximum.at(self.table["seen_ts"], rows[keep], ts[keep])
         return keep
 
-    def _reset_gaps(self, rows: np.ndarray, ts: np.ndarray) -> int:
-        gap = ts - self.table["last_ts"][rows]
-        stale = rows[gap > self.settings.max_gap]
+    def _reset_gaps(self, rows: np.ndarray, elapsed: np.ndarray) -> int:
+        stale = rows[elapsed > self.settings.max_gap]
         if len(stale):
             self.table.reset(stale, CONTEXT_FIELDS)
         return len(stale)
@@ -221,14 +223,14 @@ class Detector:
             self.table.reset(np.arange(len(order)), self._model_fields)
         return fresh
 
-    def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray):
-        """Score and step one batch of distinct rows; returns per-reading output arrays."""
+    def _step(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray, elapsed: np.ndarray):
+        """Score and step one batch of distinct rows (``elapsed``: seconds since each one's previous
+        reading); returns per-reading output arrays."""
         table, spec, head = self.table, self.artifact.features, self.head
         state = {name: table[name][rows] for name in self._row_state}
         previous_prediction = state["prediction"].copy()
         mean_before = state["norm_mean"].copy()
         std_before = norm_std(spec, state["norm_mean"], state["norm_var"])
-        elapsed = ts - state["last_ts"]  # NaN for a sensor's first reading
         scores, anomaly, warmup = score(self.scoring, state, values, std_before, mean_before, self.threshold,
                                         elapsed)
         judged = state["prediction"].copy()  # the model's, or the scorer's trend fallback
