@@ -243,16 +243,11 @@ def validate(config: Config) -> Config:
         raise ConfigError("scoring.threshold: must be between 0 and 1")
     if config.scoring.warmup < 0 or config.scoring.squash_high <= config.scoring.squash_low:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
-    if config.scoring.trend_margin < 0:
-        raise ConfigError("scoring.trend_margin: must be >= 0 (0 turns the trend fallback off)")
-    if config.scoring.jump_tolerance < 0 or config.scoring.jump_hold < 0:
-        raise ConfigError("scoring.jump_tolerance and scoring.jump_hold: must be >= 0 (tolerance 0 turns known jumps off)")
-    if config.scoring.spatial_noise_range < 0 or config.scoring.spatial_noise_error < 0:
-        raise ConfigError("scoring.spatial_noise_range and scoring.spatial_noise_error: must be >= 0")
-    if config.scoring.spike_record_bypass < 0:
-        raise ConfigError("scoring.spike_record_bypass: must be >= 0 (0 turns it off)")
-    if config.scoring.gap_factor < 0 or config.scoring.stuck_readings < 0:
-        raise ConfigError("scoring.gap_factor and scoring.stuck_readings: must be >= 0 (0 turns the rule off)")
+    # 0 turns each of these off (the trend fallback, known jumps, the flat-sensor rules, the
+    # record bypass, the silence and flatline rules).
+    _non_negative(config, "scoring.trend_margin", "scoring.jump_tolerance", "scoring.jump_hold",
+                  "scoring.spatial_noise_range", "scoring.spatial_noise_error", "scoring.spike_record_bypass",
+                  "scoring.gap_factor", "scoring.stuck_readings")
     if config.scoring.stuck_readings == 1:
         raise ConfigError("scoring.stuck_readings: 1 would call every reading a flatline; use 2 or more (0: off)")
     if not 0.0 <= config.scoring.jump_refine <= 1.0:
@@ -277,6 +272,12 @@ def _positive(config: Config, *keys: str) -> None:
     for key in keys:
         if not _get(config, key) > 0:
             raise ConfigError(f"{key}: must be positive")
+
+
+def _non_negative(config: Config, *keys: str) -> None:
+    for key in keys:
+        if not _get(config, key) >= 0:
+            raise ConfigError(f"{key}: must be >= 0 (0 turns it off)")
 
 
 def _check(thunk, key: str):
