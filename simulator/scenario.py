@@ -28,6 +28,7 @@ class Scenario:
     local_sigma: np.ndarray  # per sensor: the unit of label magnitudes
     start_ts: float
     end_ts: float
+    config: FleetConfig | None = None  # what made it (None: assembled by hand)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +105,7 @@ def _assemble(fleet: Fleet, ticks: list[Tick], end: float) -> Scenario:
         local_sigma=fleet.params.local_sigma.copy(),
         start_ts=fleet.config.start_ts,
         end_ts=end,
+        config=fleet.config,
     )
 
 

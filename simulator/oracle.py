@@ -1,0 +1,81 @@
+"""The ideal one-step predictor of a scenario: what each reading should be, from the simulator's
+own knowledge of the signal (pure, no I/O).
+
+Replayed through the detector in place of the model's predictions (``anomalyd evaluate
+--scenario --predictor oracle``), it separates what limits detection: whatever the oracle's
+run misses or falsely flags is the scorer's doing, since no predictor can do better.
+
+Per family, the prediction of reading k is
+- seasonal, cycle: the noise-free signal at the reading's own time (jitter included);
+- regime: the level of the regime the sensor is in at that time (it knows every switch);
+- random walk: the mean-reverting step from the previous reading's process value, that reading
+  with its measurement noise taken out;
+- counter: the previous reading plus the mean increment.
+Anomalies are not in the oracle: a spike or shift shows as its full size, a sped-up or frozen
+signal as its departure from the normal one. Its errors are the unpredictable part only, so
+they are about ``local_sigma`` (the unit of anomaly magnitudes) per reading; for a random walk
+and a counter also after a reset or an earlier anomaly, since the step starts from the reading
+actually seen. NaN where it has nothing to go on: a stateful sensor's first reading, or one
+whose previous sample was not read (a dropout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fleet import Fleet
+from .hashrng import Stream, normal
+from .scenario import Scenario
+from .signals import Family, cycle, regime_index, seasonal
+
+
+def ideal_predictions(scenario: Scenario) -> list[np.ndarray]:
+    """One array per sensor of ``scenario``, aligned with its readings."""
+    if scenario.config is None:
+        raise ValueError("the scenario does not record the fleet configuration that made it")
+    fleet = Fleet(scenario.config)
+    return [_sensor_predictions(fleet, i, ts - scenario.start_ts, values)
+            for i, (ts, values) in enumerate(zip(scenario.ts, scenario.values))]
+
+
+def _sensor_predictions(fleet: Fleet, i: int, t_rel: np.ndarray, values: np.ndarray) -> np.ndarray:
+    p, seed = fleet.params, fleet.config.seed
+    k = _sample_index(fleet, i, t_rel)
+    s = np.full(len(k), i)
+    family = Family(int(p.family[i]))
+    if family == Family.SEASONAL:
+        return seasonal(p, s, t_rel)
+    if family == Family.CYCLE:
+        return cycle(p, s, t_rel)
+    if family == Family.REGIME:
+        r = regime_index(p, s, t_rel, np.ones(len(k)), seed)
+        level_u = np.mod(p.shape[i, 4] + 0.618034 * r, 1.0)  # as signals.regime, without the noise
+        return p.offset[i] + p.scale[i] * (4.0 * level_u - 2.0)
+    # Stateful families step on from the previous reading, if that was sample k - 1.
+    previous = np.r_[np.nan, values[:-1]]
+    previous[np.r_[True, np.diff(k) != 1]] = np.nan
+    if family == Family.COUNTER:
+        return previous + p.scale[i] * p.shape[i, 0]
+    noise = p.noise[i] * normal(seed, Stream.SAMPLE_NOISE, s, k - 1)
+    reversion = np.exp(-1.0 / p.shape[i, 1])  # OU time constant, in sampling periods
+    return p.offset[i] + reversion * (previous - noise - p.offset[i])
+
+
+def _sample_index(fleet: Fleet, i: int, t_rel: np.ndarray) -> np.ndarray:
+    """Sample index of each reading: the slot its time falls in or, where the rounding to the
+    millisecond moved an undelayed reading back across its slot's start, the next one; the
+    one whose own time matches."""
+    p = fleet.params
+    s = np.full(len(t_rel), i)
+    k = np.floor((t_rel - p.phase[i]) / p.period[i] + 1e-9).astype(np.int64)
+    k = np.where(_matches(fleet, s, k, t_rel), k, k + 1)
+    if not _matches(fleet, s, k, t_rel).all():
+        raise ValueError(f"sensor {fleet.sensor_ids[i]}: readings do not come from this fleet configuration")
+    return k
+
+
+def _matches(fleet: Fleet, s: np.ndarray, k: np.ndarray, t_rel: np.ndarray) -> np.ndarray:
+    return np.abs(fleet.ts_rel(s, k) - t_rel) <= 1e-3
+
+
+__all__ = ["ideal_predictions"]
