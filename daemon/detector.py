@@ -194,6 +194,17 @@ class Detector:
         self.table.reset(rows, self._model_fields)
         return len(rows)
 
+    def set_predictions(self, sensor_ids: Sequence[str], predictions: np.ndarray) -> None:
+        """Judge these sensors' next readings against ``predictions`` instead of the model's
+        (offline evaluation with a reference predictor). Sensors without a pending prediction
+        (unknown, new or reset) and NaN entries are left as they are."""
+        found = self.table.rows_of(sensor_ids)
+        known = np.array([row is not None for row in found], bool)
+        rows = np.array([row for row in found if row is not None], np.int64)
+        given = np.asarray(predictions, np.float64)[known]
+        pending = self.table["prediction"][rows]
+        self.table["prediction"][rows] = np.where(np.isfinite(pending) & np.isfinite(given), given, pending)
+
     # -- state transfer (checkpoints) ---------------------------------------------------
     def snapshot_arrays(self) -> tuple[dict[str, int], dict[str, np.ndarray]]:
         """Copies of the sensor map and of every field's used rows (cheap enough between ticks)."""

@@ -1,7 +1,8 @@
 """``anomalyd evaluate``: detection quality on NAB or on a simulator scenario.
 
     anomalyd evaluate --nab ../shared/data/nab --out DIR [--json] [--plot]
-    anomalyd evaluate --scenario [--sensors N] [--seed S] [--lead-in HOURS] [--out DIR] [--json] [--plot N]
+    anomalyd evaluate --scenario [--sensors N] [--seed S] [--lead-in HOURS] [--predictor oracle]
+                      [--out DIR] [--json] [--plot N]
 
 Both replay through the daemon's own detector with the daemon's settings (defaults, or those
 of ``--config``), so the figures describe what the daemon does.
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="scenario: seed")
     parser.add_argument("--magnitude", type=float, default=6.0, help="scenario: anomaly size in local sigma")
     parser.add_argument("--kinds", default="", help="scenario: comma-separated anomaly kinds (default: all)")
+    parser.add_argument("--predictor", choices=("model", "oracle"), default="model",
+                        help="scenario: judge readings against the model's predictions (what the daemon does) or "
+                             "the simulator's ideal ones, to see what the scorer alone makes of perfect predictions")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +59,9 @@ def _nab(args, config, model) -> int:
     if args.out is None:
         print("anomalyd evaluate: --nab needs --out DIR", file=sys.stderr)
         return 2
+    if args.predictor != "model":
+        print("anomalyd evaluate: --predictor applies to --scenario only (NAB has no ideal predictor)", file=sys.stderr)
+        return 2
     if not (args.nab / "data").is_dir():
         print(f"anomalyd evaluate: {args.nab} has no data/ directory (is it the NAB corpus?)", file=sys.stderr)
         return 2
@@ -77,7 +84,8 @@ def _scenario(args, config, model) -> int:
 
     spec = scenario_eval.ScenarioSpec(sensors=args.sensors, duration=args.hours * 3600, period=args.period,
                                       seed=args.seed, magnitude=args.magnitude, lead_in=args.lead_in * 3600,
-                                      kinds=tuple(k for k in args.kinds.split(",") if k))
+                                      kinds=tuple(k for k in args.kinds.split(",") if k),
+                                      predictor=args.predictor)
     report, scenario, outputs = scenario_eval.evaluate_scenario(spec, model, config.scoring, _backend(config),
                                                                 config.detector.max_gap)
     if args.out:

@@ -23,18 +23,27 @@ class SeriesScores:
     rejected: np.ndarray  # True where the daemon would have refused the reading
 
 
-def replay(detector: Detector, names: list[str], series: list[tuple[np.ndarray, np.ndarray]]) -> list[SeriesScores]:
-    """Score every (ts, values) series; ``names`` become the sensor ids."""
+def replay(detector: Detector, names: list[str], series: list[tuple[np.ndarray, np.ndarray]],
+           predictions: list[np.ndarray] | None = None) -> list[SeriesScores]:
+    """Score every (ts, values) series; ``names`` become the sensor ids. With ``predictions``
+    (one array per series, aligned with its values), each reading is judged against that
+    instead of the model's prediction (see ``Detector.set_predictions``)."""
     lengths = np.array([len(ts) for ts, _ in series], np.int64)
     n, steps = len(series), int(lengths.max(initial=0))
     ts_grid, value_grid = np.zeros((n, steps)), np.zeros((n, steps))
     for i, (ts, values) in enumerate(series):
         ts_grid[i, :len(ts)], value_grid[i, :len(values)] = ts, values
+    if predictions is not None:
+        prediction_grid = np.full((n, steps), np.nan)
+        for i, given in enumerate(predictions):
+            prediction_grid[i, :len(given)] = given
     score, prediction = np.zeros((n, steps)), np.full((n, steps), np.nan)
     anomaly, warmup, rejected = (np.zeros((n, steps), bool) for _ in range(3))
     order = np.argsort(-lengths, kind="stable")  # active series are a prefix of this order
     for t in range(steps):
         active = order[:np.searchsorted(-lengths[order], -t, side="left")]
+        if predictions is not None:
+            detector.set_predictions([names[i] for i in active], prediction_grid[active, t])
         result = detector.process([names[i] for i in active], ts_grid[active, t], value_grid[active, t],
                                   now=float(ts_grid[active, t].max()))
         rows = active[result.index]

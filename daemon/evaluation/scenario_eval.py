@@ -30,16 +30,26 @@ class ScenarioSpec:
     # Simulated seconds replayed before the judged ``duration``: no anomalies are injected and
     # no flag counts there, so the figures describe a detector that already knows the fleet.
     lead_in: float = 0.0
+    # What each reading is judged against: the model's prediction, as in the daemon, or the
+    # simulator's ideal one-step prediction (``simulator.oracle``), to see what the scorer
+    # alone makes of perfect predictions.
+    predictor: str = "model"
+
+
+PREDICTORS = ("model", "oracle")
 
 
 def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSettings = ScoringSettings(),
                       backend: str = "litert", max_gap: float = 86_400.0):
     """Returns (report, scenario, per-sensor scores)."""
+    from anomalyd.simulator.oracle import ideal_predictions
     from anomalyd.simulator.scenario import generate_scenario
 
     options = {"kinds": spec.kinds} if spec.kinds else {}
     if spec.lead_in < 0:
         raise ValueError("lead_in must be >= 0")
+    if spec.predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}")
     scenario = generate_scenario(spec.sensors, spec.lead_in + spec.duration, seed=spec.seed, period=spec.period,
                                  anomaly_rate=spec.anomaly_rate, magnitude=spec.magnitude,
                                  warmup=max(spec.lead_in, scoring.warmup * spec.period), **options)
@@ -48,7 +58,7 @@ def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSe
     detector = Detector(artifact, DetectorSettings(capacity=len(ids), batch_size=1024, backend=backend,
                                                    max_gap=max_gap), scoring)
     started = time.perf_counter()
-    outputs = replay(detector, ids, series)
+    outputs = replay(detector, ids, series, ideal_predictions(scenario) if spec.predictor == "oracle" else None)
     seconds = time.perf_counter() - started
     judged_from = scenario.start_ts + spec.lead_in
     # Lead-in readings count as warm-up: never scored as detections or false alarms.
@@ -76,4 +86,4 @@ def most_eventful(scenario, count: int) -> list[str]:
     return [ids[i] for i in np.argsort(-counts, kind="stable")[:count]]
 
 
-__all__ = ["ScenarioSpec", "SeriesScores", "evaluate_scenario", "events_of", "most_eventful"]
+__all__ = ["PREDICTORS", "ScenarioSpec", "SeriesScores", "evaluate_scenario", "events_of", "most_eventful"]

@@ -134,3 +134,16 @@ def test_a_sensor_that_falls_silent_is_flagged_when_it_returns(artifact):
         flagged[t, here[result.index]] = result.anomaly
     back = [start + 6 + 3 * i for i, start in enumerate(silent_from)]
     assert all(flagged[at, i] for i, at in enumerate(back))
+
+
+def test_set_predictions_replaces_only_pending_model_predictions(artifact):
+    detector = make(artifact)
+    detector.set_predictions(["a", "new"], np.array([5.0, 5.0]))  # nothing pending yet: ignored
+    first = detector.process(["a", "b"], np.array([1.0, 1.0]), np.array([1.0, 2.0]))
+    assert np.isnan(first.prediction).all()
+    model = detector.process(["a", "b"], np.array([2.0, 2.0]), np.array([1.5, 2.5]))
+    detector.set_predictions(["a", "b", "unknown"], np.array([42.0, np.nan, 7.0]))
+    judged = detector.process(["a", "b"], np.array([3.0, 3.0]), np.array([1.5, 2.5]))
+    assert judged.prediction[0] == 42.0  # judged against the given value
+    assert np.isfinite(judged.prediction[1]) and judged.prediction[1] != 42.0  # NaN: the model's kept
+    assert detector.table.row("unknown") is None and np.isfinite(model.prediction).all()

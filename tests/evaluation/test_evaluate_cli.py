@@ -69,3 +69,20 @@ def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
     assert "needs --out" in evaluate("--nab", str(tmp_path)).stderr
     wrong = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"))
     assert wrong.returncode == 2 and "no data/ directory" in wrong.stderr
+
+
+def test_scenario_with_the_oracle_predictor_judges_against_ideal_predictions(tmp_path):
+    runs = {}
+    for predictor in ("model", "oracle"):
+        result = evaluate("--scenario", "--sensors", "60", "--hours", "2", "--kinds", "level_shift",
+                          "--predictor", predictor, "--json")
+        assert result.returncode == 0, result.stderr
+        runs[predictor] = json.loads(result.stdout)
+        assert runs[predictor]["scenario"]["predictor"] == predictor
+    model, oracle = (runs[p]["overall"] for p in ("model", "oracle"))
+    assert model["events"] == oracle["events"] > 30  # the same scenario
+    # An ideal predictor does not follow a shift, so the shift stays visible, and its errors
+    # are noise alone.
+    assert oracle["detected"] > model["detected"] and oracle["false_alarms"] < model["false_alarms"]
+    nab = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"), "--predictor", "oracle")
+    assert nab.returncode == 2 and "--scenario only" in nab.stderr
