@@ -26,7 +26,8 @@ import numpy as np
 from .fleet import Fleet
 from .hashrng import Stream, normal
 from .scenario import Scenario
-from .signals import Family, cycle, regime_index, seasonal
+from .signals import (Family, counter_mean_increment, cycle, ou_coefficients, regime_index, regime_level,
+                      seasonal)
 
 
 def ideal_predictions(scenario: Scenario) -> list[np.ndarray]:
@@ -47,17 +48,16 @@ def _sensor_predictions(fleet: Fleet, i: int, t_rel: np.ndarray, values: np.ndar
         return seasonal(p, s, t_rel)
     if family == Family.CYCLE:
         return cycle(p, s, t_rel)
+    normal_speed = np.ones(len(k))
     if family == Family.REGIME:
-        r = regime_index(p, s, t_rel, np.ones(len(k)), seed)
-        level_u = np.mod(p.shape[i, 4] + 0.618034 * r, 1.0)  # as signals.regime, without the noise
-        return p.offset[i] + p.scale[i] * (4.0 * level_u - 2.0)
+        return regime_level(p, s, regime_index(p, s, t_rel, normal_speed, seed))
     # Stateful families step on from the previous reading, if that was sample k - 1.
     previous = np.r_[np.nan, values[:-1]]
     previous[np.r_[True, np.diff(k) != 1]] = np.nan
     if family == Family.COUNTER:
-        return previous + p.scale[i] * p.shape[i, 0]
+        return previous + counter_mean_increment(p, s)
     noise = p.noise[i] * normal(seed, Stream.SAMPLE_NOISE, s, k - 1)
-    reversion = np.exp(-1.0 / p.shape[i, 1])  # OU time constant, in sampling periods
+    reversion, _ = ou_coefficients(p, s, normal_speed, np.zeros(len(k)))
     return p.offset[i] + reversion * (previous - noise - p.offset[i])
 
 

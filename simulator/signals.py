@@ -181,11 +181,16 @@ def regime_index(p: SensorParams, s: np.ndarray, tau: np.ndarray, speed: np.ndar
     return integers(seed, Stream.REGIME, 1 << 20, s, bucket, flap) % count
 
 
+def regime_level(p: SensorParams, s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The level of regime ``r``: distinct per regime, derived from the sensor's shape."""
+    level_u = np.mod(p.shape[s, 4] + 0.618034 * r, 1.0)
+    return p.offset[s] + p.scale[s] * (4.0 * level_u - 2.0)
+
+
 def regime(p: SensorParams, s: np.ndarray, tau: np.ndarray, speed: np.ndarray, z: np.ndarray, seed: int) -> np.ndarray:
     """Level and noise depend on the regime; returns the value including its noise."""
     r = regime_index(p, s, tau, speed, seed)
-    level_u = np.mod(p.shape[s, 4] + 0.618034 * r, 1.0)  # distinct, seed-derived level per regime
-    return p.offset[s] + p.scale[s] * (4.0 * level_u - 2.0) + p.noise[s] * regime_noise_multiplier(p.shape[s], r) * z
+    return regime_level(p, s, r) + p.noise[s] * regime_noise_multiplier(p.shape[s], r) * z
 
 
 # --- stateful families: x[k] = a[k] * x[k-1] + e[k] ------------------------------------
@@ -201,11 +206,16 @@ def ou_coefficients(
     return a, p.scale[s] * np.sqrt(-np.expm1(-2.0 * speed * p.period[s] / tau)) * innovation
 
 
+def counter_mean_increment(p: SensorParams, s: np.ndarray) -> np.ndarray:
+    """A counter's mean increment per reading at normal speed."""
+    return p.scale[s] * p.shape[s, 0]
+
+
 def counter_coefficients(
     p: SensorParams, s: np.ndarray, speed: np.ndarray, z: np.ndarray, reset_u: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Increment = mean * (1 + cv * z), never negative; a reset zeroes the count first."""
-    mean = p.scale[s] * p.shape[s, 0] * speed
+    mean = counter_mean_increment(p, s) * speed
     increment = np.maximum(mean * (1.0 + COUNTER_INCREMENT_CV * z), 0.0)
     keep = (reset_u >= COUNTER_RESET_PROB).astype(np.float64)
     return keep, increment
