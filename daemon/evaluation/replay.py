@@ -42,9 +42,10 @@ def replay(detector: Detector, names: list[str], series: list[tuple[np.ndarray, 
     order = np.argsort(-lengths, kind="stable")  # active series are a prefix of this order
     for t in range(steps):
         active = order[:np.searchsorted(-lengths[order], -t, side="left")]
+        sensors = [names[i] for i in active]
         if predictions is not None:
-            detector.set_predictions([names[i] for i in active], prediction_grid[active, t])
-        result = detector.process([names[i] for i in active], ts_grid[active, t], value_grid[active, t],
+            detector.set_predictions(sensors, prediction_grid[active, t])
+        result = detector.process(sensors, ts_grid[active, t], value_grid[active, t],
                                   now=float(ts_grid[active, t].max()))
         rows = active[result.index]
         score[rows, t], anomaly[rows, t], warmup[rows, t] = result.score, result.anomaly, result.warmup
