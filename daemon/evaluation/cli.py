@@ -94,6 +94,8 @@ def _scenario(args, config, model) -> int:
         if args.plot is not None:
             _plot_scenario(args, scenario, outputs, config.scoring.threshold)
     print(json.dumps(report, indent=2) if args.json else render_table(report))
+    if not args.json and spec.predictor == "oracle":
+        print("predictor: the simulator's ideal one-step predictions, not the model's (--predictor oracle)")
     return 0
 
 

@@ -84,5 +84,7 @@ def test_scenario_with_the_oracle_predictor_judges_against_ideal_predictions(tmp
     # An ideal predictor does not follow a shift, so the shift stays visible, and its errors
     # are noise alone.
     assert oracle["detected"] > model["detected"] and oracle["false_alarms"] < model["false_alarms"]
+    table = evaluate("--scenario", "--sensors", "10", "--hours", "1", "--predictor", "oracle")
+    assert table.returncode == 0 and "ideal one-step predictions" in table.stdout
     nab = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"), "--predictor", "oracle")
     assert nab.returncode == 2 and "--scenario only" in nab.stderr
