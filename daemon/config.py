@@ -222,7 +222,8 @@ def validate(config: Config) -> Config:
               "state.journal_fsync_interval",
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
               "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
-              "scoring.typical_spread_cap", "scoring.jump_min", "scoring.spike_flat_min")
+              "scoring.typical_spread_cap", "scoring.jump_min", "scoring.spike_flat_min", "scoring.miss_tail",
+              "scoring.miss_tail_rate_max")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")
@@ -244,10 +245,10 @@ def validate(config: Config) -> Config:
     if config.scoring.warmup < 0 or config.scoring.squash_high <= config.scoring.squash_low:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
     # 0 turns each of these off (the trend fallback, known jumps, the flat-sensor rules, the
-    # record bypass, the silence and flatline rules).
+    # record bypass, the silence, flatline and calibrated miss rules).
     _non_negative(config, "scoring.trend_margin", "scoring.jump_tolerance", "scoring.jump_hold",
                   "scoring.spatial_noise_range", "scoring.spatial_noise_error", "scoring.spike_record_bypass",
-                  "scoring.gap_factor", "scoring.stuck_readings")
+                  "scoring.gap_factor", "scoring.stuck_readings", "scoring.miss_min")
     if config.scoring.stuck_readings == 1:
         raise ConfigError("scoring.stuck_readings: 1 would call every reading a flatline; use 2 or more (0: off)")
     if not 0.0 <= config.scoring.jump_refine <= 1.0:

@@ -433,8 +433,9 @@ def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
     values[rows, second] += 8.0 * sign
     for p in (first, second):
         predictions[rows, p + 1] = 0.3 * values[rows, p]  # the spike leaks a little
-    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, without, _ = run_scorer(ScoringSettings(spike_record_bypass=0.0), values, predictions)
+    # The calibrated miss rule would catch the second spike on its own: off, to see the bypass.
+    _, anomaly, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, without, _ = run_scorer(ScoringSettings(spike_record_bypass=0.0, miss_min=0.0), values, predictions)
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, second)]) >= 0.9
     assert np.mean([without[row, p:p + 3].any() for row, p in zip(rows, second)]) <= 0.3
 
@@ -472,3 +473,68 @@ def test_restored_state_without_repeat_statistics_does_not_call_a_quantised_sens
         state[name] = fresh[name]
     score, _, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
     assert not np.isclose(score, SETTINGS.spike_score).any()
+
+
+def seasonal_with_spikes(n: int, steps: int, seed: int, positions: np.ndarray, size: float):
+    """A wide slow wave (range +-10) plus bounded noise (sigma 0.98, never beyond 1.7), predicted
+    perfectly up to the noise, with a spike of ``size`` at ``positions`` (one per row) toward
+    the middle: inside the sensor's range, so not a new extreme for the spatial rule."""
+    rng = np.random.default_rng(seed)
+    wave = 10.0 * np.sin(np.arange(steps) / 150.0)
+    values = wave + rng.uniform(-1.7, 1.7, (n, steps))
+    values[np.arange(n), positions] += np.where(wave[positions] > 0, -size, size)
+    return values, np.broadcast_to(wave, (n, steps)).copy()
+
+
+def test_a_big_miss_on_a_light_tailed_sensor_is_flagged_on_the_reading_itself():
+    positions = 1200 + 40 * np.arange(16)
+    values, predictions = seasonal_with_spikes(16, 2000, 31, positions, 7.0)  # 5-8.6 sigma
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    rows = np.arange(16)
+    assert anomaly[rows, positions].all()
+    assert not without[rows, positions].any()  # the spike rule judges a spike on the next reading
+
+
+def test_misses_below_the_calibrated_minimum_are_left_to_the_other_rules():
+    positions = 1200 + 40 * np.arange(16)
+    values, predictions = seasonal_with_spikes(16, 2000, 32, positions, 3.0)  # at most 4.8 sigma
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    np.testing.assert_array_equal(anomaly, without)
+
+
+def test_a_change_the_predictor_does_not_follow_raises_one_calibrated_flag():
+    values, predictions = seasonal_with_spikes(8, 2000, 35, np.full(8, 10), 0.0)
+    values[:, 1500:1600] += np.where(predictions[:, 1500:1600] > 0, -7.0, 7.0)  # 5-8.2 sigma
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    assert anomaly[:, 1500].all()
+    assert not (anomaly & ~without)[:, 1501:1600].any()
+
+
+def test_a_sensor_whose_misses_are_often_big_is_left_to_the_rarity_rules():
+    values, predictions = noisy(8, 4000, 33)
+    values[:, 300::150] += 6.0  # a 6-sigma miss every 150 readings: this sensor's normal
+    state = new_state(SETTINGS, 8)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    rate = (state["tail_events"] + 0.2) / (state["tail_seen"] + 20)
+    assert (rate > SETTINGS.miss_tail_rate_max).all()
+    np.testing.assert_array_equal(anomaly[:, 2000:], without[:, 2000:])
+
+
+def test_the_calibrated_yardstick_is_the_noise_in_raw_units_whatever_the_standard_deviation_does():
+    rng = np.random.default_rng(34)
+    n, steps = 8, 3000
+    state = new_state(SETTINGS, n)
+    # The sensor's standard deviation swings between 0.5 and 2 (a slow wave seen through a
+    # short window, say) while its noise stays at 1.
+    stds = np.where((np.arange(steps) // 50) % 2, 2.0, 0.5)
+    for t in range(steps):
+        state["prediction"] = np.zeros(n)
+        scoring.score(SETTINGS, state, rng.normal(0.0, 1.0, n), np.full(n, stds[t]), np.zeros(n))
+    sigma_estimate = state["miss_typ"] / 0.8
+    np.testing.assert_allclose(sigma_estimate, 1.0, rtol=0.15)
+    typical_in_raw_units = state["error_typ"] * stds[-1]
+    assert (np.abs(typical_in_raw_units - 0.8) > 0.2).all()  # the typical error of 1 does not hold
