@@ -1,6 +1,8 @@
 """The scorer's pieces, each on its own, through ``score`` on hand-made predictions."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -160,7 +162,9 @@ def shifted(n: int, steps: int, seed: int, positions: np.ndarray, size: float):
 def test_a_level_shift_on_a_quiet_sensor_is_flagged_within_three_readings():
     positions = np.arange(16) * 100 + 800
     values, predictions = shifted(16, 3000, 7, positions, 8.0)
-    score, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    # The step rule on its own (where the calibrated miss rule judges, the step rule stands aside).
+    score, _, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
     by_step = [np.isclose(score[row, p + SETTINGS.step_readings], SETTINGS.step_score)
                for row, p in enumerate(positions)]
     assert np.mean(by_step) >= 0.9
@@ -452,8 +456,10 @@ def test_a_flat_sensor_needs_a_bigger_spike():
     sign = np.where(rows % 2, 1.0, -1.0)
     values[rows, small] = 4.6 * typical * sign  # a noise record's size: between 4 and 5
     values[rows, big] = 7.0 * typical * sign
-    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, as_before, _ = run_scorer(ScoringSettings(spike_flat_min=SETTINGS.spike_min), values, predictions)
+    # The spike rule on its own: on this light-tailed sensor the calibrated miss rule would judge.
+    spike_rule = ScoringSettings(miss_min=0.0)
+    _, anomaly, _ = run_scorer(spike_rule, values, predictions)
+    _, as_before, _ = run_scorer(replace(spike_rule, spike_flat_min=SETTINGS.spike_min), values, predictions)
     assert not any(anomaly[row, p:p + 3].any() for row, p in zip(rows, small))
     assert np.mean([as_before[row, p:p + 3].any() for row, p in zip(rows, small)]) >= 0.9
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, big)]) >= 0.9
@@ -471,7 +477,8 @@ def test_restored_state_without_repeat_statistics_does_not_call_a_quantised_sens
     fresh = new_state(SETTINGS, 16)
     for name in ("repeat_run", "repeat_events", "repeat_seen"):
         state[name] = fresh[name]
-    score, _, _ = run_scorer(SETTINGS, values[:, 3000:], predictions[:, 3000:], state)
+    # The flatline rule on its own (the calibrated miss rule also scores spike_score).
+    score, _, _ = run_scorer(ScoringSettings(miss_min=0.0), values[:, 3000:], predictions[:, 3000:], state)
     assert not np.isclose(score, SETTINGS.spike_score).any()
 
 
@@ -496,12 +503,13 @@ def test_a_big_miss_on_a_light_tailed_sensor_is_flagged_on_the_reading_itself():
     assert not without[rows, positions].any()  # the spike rule judges a spike on the next reading
 
 
-def test_misses_below_the_calibrated_minimum_are_left_to_the_other_rules():
+def test_on_a_light_tailed_sensor_misses_below_the_calibrated_minimum_are_not_flagged():
     positions = 1200 + 40 * np.arange(16)
-    values, predictions = seasonal_with_spikes(16, 2000, 32, positions, 3.0)  # at most 4.8 sigma
+    values, predictions = seasonal_with_spikes(16, 2000, 32, positions, 2.0)  # at most 3.5 sigma
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
-    np.testing.assert_array_equal(anomaly, without)
+    _, spike_rule, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    assert not anomaly[:, 1000:].any()
+    assert spike_rule[:, 1000:].any()  # the spike rule's 4 typical errors are less than 4 sigma
 
 
 def test_a_change_the_predictor_does_not_follow_raises_one_calibrated_flag():
@@ -538,3 +546,31 @@ def test_the_calibrated_yardstick_is_the_noise_in_raw_units_whatever_the_standar
     np.testing.assert_allclose(sigma_estimate, 1.0, rtol=0.15)
     typical_in_raw_units = state["error_typ"] * stds[-1]
     assert (np.abs(typical_in_raw_units - 0.8) > 0.2).all()  # the typical error of 1 does not hold
+
+
+def test_one_burst_of_big_misses_does_not_make_a_sensor_heavy_tailed():
+    # A variance anomaly: 100 readings of noise six times louder are one excursion, not a
+    # hundred big misses; the sensor's next spike is still judged by the calibrated rule.
+    positions = 1800 + 10 * np.arange(16)
+    values, predictions = seasonal_with_spikes(16, 2000, 36, positions, 7.0)
+    values[:, 1000:1100] += np.random.default_rng(37).normal(0.0, 6.0, (16, 100))
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[np.arange(16), positions].all()
+
+
+def test_after_a_jump_to_a_noisier_level_the_yardstick_is_learnt_afresh():
+    # A regime switch: level 0 with noise 1, then level 60 with noise 3, which the predictor
+    # knows from the reading after the switch on.
+    rng = np.random.default_rng(38)
+    n, steps, switch = 8, 3000, 1500
+    level = np.where(np.arange(steps) >= switch, 60.0, 0.0)
+    noise = np.where(np.arange(steps) >= switch, 3.0, 1.0)
+    values = level + noise * rng.normal(0.0, 1.0, (n, steps))
+    predictions = np.broadcast_to(np.r_[0.0, level[:-1]], (n, steps)).copy()
+    state = new_state(SETTINGS, n)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    assert anomaly[:, switch:switch + 5].any(axis=1).all()  # the jump itself: a first visit
+    # The louder noise there adds no calibrated flag (the other rules see the change itself).
+    assert not (anomaly & ~without)[:, switch + 5:].any()
+    np.testing.assert_allclose(state["miss_typ"] / 0.8, 3.0, rtol=0.15)
