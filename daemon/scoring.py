@@ -767,8 +767,9 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     settled = state["miss_learnt"] >= _MISSES_LEARNT
     judges = settled & (_rate(state["tail_events"], state["tail_seen"]) < settings.miss_tail_rate_max)
     big = judged & (sigmas >= settings.miss_tail)
-    starts = big & (state["miss_quiet"] >= _EXCURSION_GAP)
-    fired = starts & live & judges & (sigmas >= settings.miss_min)
+    quiet_before = state["miss_quiet"] >= _EXCURSION_GAP
+    starts = big & quiet_before
+    fired = judged & quiet_before & live & judges & (sigmas >= settings.miss_min)
     state["miss_quiet"] = np.where(big, 0.0, np.minimum(state["miss_quiet"] + judged, _EXCURSION_GAP))
     _count_events(settings, state, "tail", starts, judged & settled)
     learnt = state["miss_learnt"] + judged

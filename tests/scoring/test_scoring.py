@@ -574,3 +574,10 @@ def test_after_a_jump_to_a_noisier_level_the_yardstick_is_learnt_afresh():
     # The louder noise there adds no calibrated flag (the other rules see the change itself).
     assert not (anomaly & ~without)[:, switch + 5:].any()
     np.testing.assert_allclose(state["miss_typ"] / 0.8, 3.0, rtol=0.15)
+
+
+def test_the_calibrated_minimum_may_be_set_below_the_tail_level():
+    positions = 1200 + 40 * np.arange(16)
+    values, predictions = seasonal_with_spikes(16, 2000, 39, positions, 5.0)  # 3.1-6.3 sigma
+    _, anomaly, _ = run_scorer(ScoringSettings(miss_min=3.0), values, predictions)
+    assert anomaly[np.arange(16), positions].all()
