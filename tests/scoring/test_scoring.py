@@ -11,6 +11,9 @@ from scorer_driver import new_state, run_scorer
 from anomalyd.daemon import scoring
 
 SETTINGS = ScoringSettings()
+# The other rules on their own: where the calibrated miss rule judges, the spike and step rules
+# stand aside, and it also scores spike_score.
+WITHOUT_CALIBRATED = ScoringSettings(miss_min=0.0)
 
 
 def noisy(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +167,7 @@ def test_a_level_shift_on_a_quiet_sensor_is_flagged_within_three_readings():
     values, predictions = shifted(16, 3000, 7, positions, 8.0)
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
     # The step rule on its own (where the calibrated miss rule judges, the step rule stands aside).
-    score, _, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    score, _, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     by_step = [np.isclose(score[row, p + SETTINGS.step_readings], SETTINGS.step_score)
                for row, p in enumerate(positions)]
     assert np.mean(by_step) >= 0.9
@@ -438,8 +441,8 @@ def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
     for p in (first, second):
         predictions[rows, p + 1] = 0.3 * values[rows, p]  # the spike leaks a little
     # The calibrated miss rule would catch the second spike on its own: off, to see the bypass.
-    _, anomaly, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
-    _, without, _ = run_scorer(ScoringSettings(spike_record_bypass=0.0, miss_min=0.0), values, predictions)
+    _, anomaly, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
+    _, without, _ = run_scorer(replace(WITHOUT_CALIBRATED, spike_record_bypass=0.0), values, predictions)
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, second)]) >= 0.9
     assert np.mean([without[row, p:p + 3].any() for row, p in zip(rows, second)]) <= 0.3
 
@@ -457,9 +460,9 @@ def test_a_flat_sensor_needs_a_bigger_spike():
     values[rows, small] = 4.6 * typical * sign  # a noise record's size: between 4 and 5
     values[rows, big] = 7.0 * typical * sign
     # The spike rule on its own: on this light-tailed sensor the calibrated miss rule would judge.
-    spike_rule = ScoringSettings(miss_min=0.0)
-    _, anomaly, _ = run_scorer(spike_rule, values, predictions)
-    _, as_before, _ = run_scorer(replace(spike_rule, spike_flat_min=SETTINGS.spike_min), values, predictions)
+    _, anomaly, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
+    _, as_before, _ = run_scorer(replace(WITHOUT_CALIBRATED, spike_flat_min=SETTINGS.spike_min), values,
+                                 predictions)
     assert not any(anomaly[row, p:p + 3].any() for row, p in zip(rows, small))
     assert np.mean([as_before[row, p:p + 3].any() for row, p in zip(rows, small)]) >= 0.9
     assert np.mean([anomaly[row, p:p + 3].any() for row, p in zip(rows, big)]) >= 0.9
@@ -478,7 +481,7 @@ def test_restored_state_without_repeat_statistics_does_not_call_a_quantised_sens
     for name in ("repeat_run", "repeat_events", "repeat_seen"):
         state[name] = fresh[name]
     # The flatline rule on its own (the calibrated miss rule also scores spike_score).
-    score, _, _ = run_scorer(ScoringSettings(miss_min=0.0), values[:, 3000:], predictions[:, 3000:], state)
+    score, _, _ = run_scorer(WITHOUT_CALIBRATED, values[:, 3000:], predictions[:, 3000:], state)
     assert not np.isclose(score, SETTINGS.spike_score).any()
 
 
@@ -497,7 +500,7 @@ def test_a_big_miss_on_a_light_tailed_sensor_is_flagged_on_the_reading_itself():
     positions = 1200 + 40 * np.arange(16)
     values, predictions = seasonal_with_spikes(16, 2000, 31, positions, 7.0)  # 5-8.6 sigma
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, without, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     rows = np.arange(16)
     assert anomaly[rows, positions].all()
     assert not without[rows, positions].any()  # the spike rule judges a spike on the next reading
@@ -507,7 +510,7 @@ def test_on_a_light_tailed_sensor_misses_below_the_calibrated_minimum_are_not_fl
     positions = 1200 + 40 * np.arange(16)
     values, predictions = seasonal_with_spikes(16, 2000, 32, positions, 2.0)  # at most 3.5 sigma
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, spike_rule, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, spike_rule, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     assert not anomaly[:, 1000:].any()
     assert spike_rule[:, 1000:].any()  # the spike rule's 4 typical errors are less than 4 sigma
 
@@ -516,7 +519,7 @@ def test_a_change_the_predictor_does_not_follow_raises_one_calibrated_flag():
     values, predictions = seasonal_with_spikes(8, 2000, 35, np.full(8, 10), 0.0)
     values[:, 1500:1600] += np.where(predictions[:, 1500:1600] > 0, -7.0, 7.0)  # 5-8.2 sigma
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
-    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, without, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     assert anomaly[:, 1500].all()
     assert not (anomaly & ~without)[:, 1501:1600].any()
 
@@ -526,7 +529,7 @@ def test_a_sensor_whose_misses_are_often_big_is_left_to_the_rarity_rules():
     values[:, 300::150] += 6.0  # a 6-sigma miss every 150 readings: this sensor's normal
     state = new_state(SETTINGS, 8)
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
-    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, without, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     rate = (state["tail_events"] + 0.2) / (state["tail_seen"] + 20)
     assert (rate > SETTINGS.miss_tail_rate_max).all()
     np.testing.assert_array_equal(anomaly[:, 2000:], without[:, 2000:])
@@ -569,7 +572,7 @@ def test_after_a_jump_to_a_noisier_level_the_yardstick_is_learnt_afresh():
     predictions = np.broadcast_to(np.r_[0.0, level[:-1]], (n, steps)).copy()
     state = new_state(SETTINGS, n)
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
-    _, without, _ = run_scorer(ScoringSettings(miss_min=0.0), values, predictions)
+    _, without, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
     assert anomaly[:, switch:switch + 5].any(axis=1).all()  # the jump itself: a first visit
     # The louder noise there adds no calibrated flag (the other rules see the change itself).
     assert not (anomaly & ~without)[:, switch + 5:].any()
