@@ -245,10 +245,11 @@ def validate(config: Config) -> Config:
     if config.scoring.warmup < 0 or config.scoring.squash_high <= config.scoring.squash_low:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
     # 0 turns each of these off (the trend fallback, known jumps, the flat-sensor rules, the
-    # record bypass, the silence, flatline and calibrated miss rules).
+    # record bypass, the silence, flatline and calibrated miss rules, the fast yardstick).
     _non_negative(config, "scoring.trend_margin", "scoring.jump_tolerance", "scoring.jump_hold",
                   "scoring.spatial_noise_range", "scoring.spatial_noise_error", "scoring.spike_record_bypass",
-                  "scoring.gap_factor", "scoring.stuck_readings", "scoring.miss_min")
+                  "scoring.gap_factor", "scoring.stuck_readings", "scoring.miss_min",
+                  "scoring.miss_fast_window")
     if config.scoring.stuck_readings == 1:
         raise ConfigError("scoring.stuck_readings: 1 would call every reading a flatline; use 2 or more (0: off)")
     if not 0.0 <= config.scoring.jump_refine <= 1.0:

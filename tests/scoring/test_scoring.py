@@ -584,3 +584,51 @@ def test_the_calibrated_minimum_may_be_set_below_the_tail_level():
     values, predictions = seasonal_with_spikes(16, 2000, 39, positions, 5.0)  # 3.1-6.3 sigma
     _, anomaly, _ = run_scorer(ScoringSettings(miss_min=3.0), values, predictions)
     assert anomaly[np.arange(16), positions].all()
+
+
+def louder_from(values: np.ndarray, predictions: np.ndarray, start: int, factor: float) -> np.ndarray:
+    """The same readings with the noise around the prediction ``factor`` times louder from ``start`` on."""
+    louder = values.copy()
+    louder[:, start:] = predictions[:, start:] + factor * (values[:, start:] - predictions[:, start:])
+    return louder
+
+
+def test_louder_noise_at_the_same_level_soon_stops_raising_calibrated_flags():
+    # Gaussian noise three times louder from the switch on, around the same level: the slow
+    # yardstick takes hundreds of readings to learn it, the fast one tens.
+    values, predictions = noisy(8, 2600, 40)
+    switch = 1500
+    values = louder_from(values, predictions, switch, 3.0)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, slow_only, _ = run_scorer(replace(SETTINGS, miss_fast_window=0), values, predictions)
+    _, without, _ = run_scorer(WITHOUT_CALIBRATED, values, predictions)
+    settled = slice(switch + 40, None)
+    calibrated_flags = (anomaly & ~without)[:, settled].sum()
+    slow_only_flags = (slow_only & ~without)[:, settled].sum()
+    assert slow_only_flags >= 8
+    assert 4 * calibrated_flags <= slow_only_flags, (calibrated_flags, slow_only_flags)
+
+
+def test_a_drift_is_flagged_as_soon_as_without_the_fast_yardstick():
+    # A drift's misses ramp up; the local mean miss follows the ramp closely enough that the
+    # fast yardstick does not take it for louder noise.
+    values, predictions = noisy(8, 2600, 41)
+    start = 1500
+    values[:, start:] += 0.05 * np.arange(1100)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    _, slow_only, _ = run_scorer(replace(SETTINGS, miss_fast_window=0), values, predictions)
+    assert anomaly[:, start:start + 150].any(axis=1).all()
+    first = anomaly[:, start:].argmax(axis=1)
+    first_slow_only = slow_only[:, start:].argmax(axis=1)
+    assert (first <= first_slow_only + 5).all(), (first, first_slow_only)
+
+
+def test_the_fast_yardstick_starts_afresh_with_the_slow_one():
+    values, predictions = seasonal_with_spikes(4, 400, 42, np.full(4, 10), 0.0)
+    state = new_state(SETTINGS, 4)
+    run_scorer(SETTINGS, values, predictions, state)
+    assert (state["miss_fast"] > 0).all()
+    quiet = replace(SETTINGS, miss_fast_window=0)
+    state_off = new_state(quiet, 4)
+    run_scorer(quiet, values, predictions, state_off)
+    assert (state_off["miss_fast"] == 0).all()
