@@ -93,7 +93,8 @@ def _scenario(args, config, model) -> int:
         (args.out / "scenario_report.json").write_text(json.dumps(report, indent=2) + "\n")
         if args.plot is not None:
             _plot_scenario(args, scenario, outputs, config.scoring.threshold)
-    print(json.dumps(report, indent=2) if args.json else render_table(report))
+    print(json.dumps(report, indent=2) if args.json
+          else render_table(report) + "\n\n" + scenario_eval.render_families(report))
     if not args.json and spec.predictor == "oracle":
         print("predictor: the simulator's ideal one-step predictions, not the model's (--predictor oracle)")
     return 0

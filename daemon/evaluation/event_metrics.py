@@ -221,7 +221,8 @@ def evaluate_events(
     return report
 
 
-def _fmt(value: float | None, spec: str) -> str:
+def dashed(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``, or "-" when there is none."""
     return "-" if value is None else format(value, spec)
 
 
@@ -233,9 +234,9 @@ def render_table(report: Mapping) -> str:
 
     def row(name: str, s: Mapping) -> str:
         return (f"{name:<18}{s['events']:>7}{s['detected']:>6}{s['excluded']:>6}"
-                f"{_fmt(s['recall'], '.3f'):>8}{_fmt(s['precision'], '.3f'):>8}{_fmt(s['f1'], '.3f'):>8}"
-                f"{_fmt(s['delay_readings_median'], '.1f'):>11}{_fmt(s['delay_readings_p90'], '.1f'):>11}"
-                f"{_fmt(s['delay_seconds_median'], '.1f'):>13}{_fmt(s['delay_seconds_p90'], '.1f'):>13}")
+                f"{dashed(s['recall'], '.3f'):>8}{dashed(s['precision'], '.3f'):>8}{dashed(s['f1'], '.3f'):>8}"
+                f"{dashed(s['delay_readings_median'], '.1f'):>11}{dashed(s['delay_readings_p90'], '.1f'):>11}"
+                f"{dashed(s['delay_seconds_median'], '.1f'):>13}{dashed(s['delay_seconds_p90'], '.1f'):>13}")
 
     for kind, summary in report["by_kind"].items():
         lines.append(row(kind[:17], summary))
@@ -244,6 +245,6 @@ def render_table(report: Mapping) -> str:
     lines.append(row("ALL", overall))
     lines.append(
         f"false alarms: {overall['false_alarms']} over {overall['sensor_days']:.3f} sensor-days"
-        f" ({_fmt(overall['false_alarms_per_sensor_day'], '.3f')} per sensor-day)"
+        f" ({dashed(overall['false_alarms_per_sensor_day'], '.3f')} per sensor-day)"
     )
     return "\n".join(lines)

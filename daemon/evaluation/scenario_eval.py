@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from anomalyd.daemon.detector import Detector, DetectorSettings
-from anomalyd.daemon.evaluation.event_metrics import MatchConfig, evaluate_events
+from anomalyd.daemon.evaluation.event_metrics import MatchConfig, evaluate_events, dashed
 from anomalyd.daemon.evaluation.replay import SeriesScores, replay
 from anomalyd.daemon.scoring import ScoringSettings
 from anomalyd.models.artifact import Artifact
@@ -72,7 +72,36 @@ def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSe
     judged = [~stream["warmup"] for stream in streams.values()]
     flagged = sum(int(out.anomaly[mask].sum()) for out, mask in zip(outputs, judged))
     report["scenario"]["flagged_fraction"] = flagged / max(1, sum(int(mask.sum()) for mask in judged))
+    report["by_family"] = by_family(labels, streams, dict(zip(ids, scenario.families)),
+                                    MatchConfig(tolerance_readings=spec.tolerance_readings))
     return report, scenario, dict(zip(ids, outputs))
+
+
+def by_family(labels: list[dict], streams: dict, families: dict[str, str], config: MatchConfig) -> dict:
+    """The event metrics of each signal family's sensors on their own: where the false alarms
+    and the misses come from. Each family's precision counts only its own false alarms."""
+    report = {}
+    for family in sorted(set(families.values())):
+        sensors = {sensor for sensor, name in families.items() if name == family}
+        own = evaluate_events([label for label in labels if label["sensor"] in sensors],
+                              {sensor: stream for sensor, stream in streams.items() if sensor in sensors}, config)
+        report[family] = {"sensors": len(sensors), **own["overall"],
+                          "recall_by_kind": {kind: summary["recall"] for kind, summary in own["by_kind"].items()}}
+    return report
+
+
+def render_families(report: dict, kinds: tuple[str, ...] = ("spike", "level_shift")) -> str:
+    """Fixed-width text table of ``by_family``: one row per signal family."""
+    head = (f"{'family':<18}{'sensors':>8}{'events':>7}{'recall':>8}{'prec':>8}{'false':>7}{'per_day':>9}"
+            + "".join(f"{kind[:11]:>12}" for kind in kinds))
+    lines = [head, "-" * len(head)]
+    for family, summary in report["by_family"].items():
+        recalls = summary["recall_by_kind"]
+        lines.append(f"{family[:17]:<18}{summary['sensors']:>8}{summary['events']:>7}"
+                     f"{dashed(summary['recall'], '.3f'):>8}{dashed(summary['precision'], '.3f'):>8}"
+                     f"{summary['false_alarms']:>7}{dashed(summary['false_alarms_per_sensor_day'], '.2f'):>9}"
+                     + "".join(f"{dashed(recalls.get(kind), '.3f'):>12}" for kind in kinds))
+    return "\n".join(lines)
 
 
 def events_of(scenario, sensor: str) -> list[tuple[float, float]]:
@@ -86,4 +115,5 @@ def most_eventful(scenario, count: int) -> list[str]:
     return [ids[i] for i in np.argsort(-counts, kind="stable")[:count]]
 
 
-__all__ = ["PREDICTORS", "ScenarioSpec", "SeriesScores", "evaluate_scenario", "events_of", "most_eventful"]
+__all__ = ["PREDICTORS", "ScenarioSpec", "SeriesScores", "by_family", "evaluate_scenario", "events_of", "most_eventful",
+           "render_families"]

@@ -49,6 +49,12 @@ def test_scenario_reports_event_metrics_by_kind_and_plots(tmp_path):
     assert {"precision", "recall", "f1", "delay_readings_median", "delay_readings_p90", "delay_seconds_median",
             "delay_seconds_p90", "false_alarms_per_sensor_day"} <= set(report["overall"])
     assert 0.0 <= report["overall"]["recall"] <= 1.0
+    # Each family's sensors on their own: together they are the whole scenario.
+    families = report["by_family"].values()
+    assert len(report["by_family"]) >= 3 and sum(f["sensors"] for f in families) == 40
+    for key in ("events", "detected", "false_alarms"):
+        assert sum(f[key] for f in families) == report["overall"][key], key
+    assert all(0.0 <= r <= 1.0 for f in families for r in f["recall_by_kind"].values() if r is not None)
     pngs = list((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
@@ -86,5 +92,6 @@ def test_scenario_with_the_oracle_predictor_judges_against_ideal_predictions(tmp
     assert oracle["detected"] > model["detected"] and oracle["false_alarms"] < model["false_alarms"]
     table = evaluate("--scenario", "--sensors", "10", "--hours", "1", "--predictor", "oracle")
     assert table.returncode == 0 and "ideal one-step predictions" in table.stdout
+    assert "family" in table.stdout and "level_shift" in table.stdout
     nab = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"), "--predictor", "oracle")
     assert nab.returncode == 2 and "--scenario only" in nab.stderr
