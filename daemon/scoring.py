@@ -794,8 +794,7 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     _count_events(settings, state, "tail", starts, judged & settled)
     learnt = state["miss_learnt"] + judged
     state["miss_learnt"] = learnt
-    # Once a few misses are in, each is capped so that an anomaly barely moves the yardstick.
-    capped = np.where(learnt > _MISSES_UNCAPPED, np.minimum(miss, _MISS_CAP * typical), miss)
+    capped = np.minimum(miss, _miss_bound(learnt, typical))
     rate = _ewma_rate(learnt, settings.error_window)
     state["miss_typ"] = np.where(judged, typical + rate * (capped - typical), typical)
     if settings.miss_fast_window > 0:
@@ -803,12 +802,18 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     return np.where(fired, settings.spike_score, 0.0), judges
 
 
+def _miss_bound(learnt: np.ndarray, yardstick: np.ndarray) -> np.ndarray:
+    """The most a miss may count for in a yardstick: unbounded for the first few misses, then
+    ``_MISS_CAP`` yardsticks, so that an anomaly barely moves it."""
+    return np.where(learnt > _MISSES_UNCAPPED, _MISS_CAP * yardstick, np.inf)
+
+
 def _learn_fast_yardstick(settings: ScoringSettings, state: dict[str, np.ndarray], signed: np.ndarray,
                           judged: np.ndarray, learnt: np.ndarray, yardstick: np.ndarray) -> None:
     """Learn each judged miss's deviation from the local mean miss into the fast yardstick. Both
-    are capped at ``_MISS_CAP`` yardsticks once a few misses are in, so an anomaly barely moves
-    them, and both start afresh with the slow yardstick (``miss_learnt`` back at 0)."""
-    bound = np.where(learnt > _MISSES_UNCAPPED, _MISS_CAP * yardstick, np.inf)
+    learn misses within ``_miss_bound`` and start afresh with the slow yardstick
+    (``miss_learnt`` back at 0)."""
+    bound = _miss_bound(learnt, yardstick)
     bias = state["miss_bias"]
     bias = np.where(judged, bias + _ewma_rate(learnt, _BIAS_WINDOW) * (np.clip(signed, -bound, bound) - bias),
                     bias)
