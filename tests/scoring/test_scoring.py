@@ -623,7 +623,7 @@ def test_a_drift_is_flagged_as_soon_as_without_the_fast_yardstick():
     assert (first <= first_slow_only + 5).all(), (first, first_slow_only)
 
 
-def test_the_fast_yardstick_starts_afresh_with_the_slow_one():
+def test_the_fast_yardstick_learns_only_when_switched_on():
     values, predictions = seasonal_with_spikes(4, 400, 42, np.full(4, 10), 0.0)
     state = new_state(SETTINGS, 4)
     run_scorer(SETTINGS, values, predictions, state)
