@@ -19,9 +19,14 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    Known jumps: a sensor that moves between a few levels (regimes it returns to, the two levels
    of a duty cycle, the foot of a sawtooth) misses its prediction by a lot at every such move.
    The levels at both ends of each big confirmed step (see 7), and the reading at which the
-   spike statistics start, are remembered (four per sensor). A miss of at least ``jump_min``
-   typical errors that lands within ``jump_tolerance`` of a remembered level away from the
-   prediction is judged against that level, is not learnt as a miss by any statistic, and
+   spike statistics start, are remembered (four per sensor); a level within half of
+   ``jump_tolerance`` of a known one refines that one instead of taking a slot, so a predictor
+   that keeps missing near one level (the network anticipating a sawtooth's drop) does not
+   fill every slot with copies of it and evict the others (default scenario, seeds 7, 11, 3:
+   false alarms 526 -> 513, 543 -> 539, 586 -> 574, cycle sensors' 161 -> 145 on seed 7;
+   NAB 68.36 -> 68.61; merging within the whole tolerance fused distinct levels: NAB 66.37).
+   A miss of at least ``jump_min`` typical errors that lands within ``jump_tolerance`` of a
+   remembered level away from the prediction is judged against that level, is not learnt as a miss by any statistic, and
    hands the next ``jump_hold`` readings to the trend fallback while the model catches up
    with the new level. ``jump_min`` is above what a labelled anomaly of the simulator's
    default 6 sigma misses by (7-8 typical errors), so such anomalies are never explained
@@ -387,6 +392,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
 
 
 _JUMP_LEVELS = 4  # levels a sensor remembers stepping to or from
+_MERGE_FRACTION = 0.5  # of jump_tolerance: a level this close to a known one is that one
 # First differences learnt before their spread is trusted as a yardstick.
 _SPREAD_SKIP = 50
 # Lowest typical error, in standard deviations: keeps a perfectly constant signal finite.
@@ -445,7 +451,7 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     if settings.jump_tolerance <= 0:
         return relative, np.zeros(len(relative), bool)
     # An ordinary reading only: a spike there must not become a level that explains itself.
-    _remember_levels(state, values, (count == _SPIKE_SKIP + 1) & (relative < settings.jump_min))
+    _remember_levels(settings, state, values, (count == _SPIKE_SKIP + 1) & (relative < settings.jump_min), unit)
     explained = np.zeros(len(values), bool)
     rows = np.flatnonzero(relative >= settings.jump_min)  # few: only these can be jumps
     if not len(rows):
@@ -466,14 +472,29 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     return judged, explained
 
 
-def _remember_levels(state: dict[str, np.ndarray], levels: np.ndarray, where: np.ndarray) -> None:
-    """Write ``levels`` into the next slot of the rows ``where``, the oldest level going first."""
+def _remember_levels(settings: ScoringSettings, state: dict[str, np.ndarray], levels: np.ndarray,
+                     where: np.ndarray, unit: np.ndarray) -> None:
+    """Remember ``levels`` for the rows ``where``. A level within ``_MERGE_FRACTION`` of
+    ``jump_tolerance`` typical errors (``unit``, raw units) of a known one refines that one, as
+    a landing on it does; any other takes the next slot, the oldest level going first.
+
+    Without the merge, a sensor whose predictor keeps missing near one level filled every slot
+    with copies of it and forgot its other levels: the model anticipates a sawtooth's drop a
+    few readings early, each such miss near the top became a step, and the foot, evicted,
+    made the next drop look like a level shift. Merging within the full tolerance cost 2 NAB
+    points (distinct levels a few typical errors apart were fused)."""
     if not where.any():
         return
     rows = np.flatnonzero(where & np.isfinite(levels))
-    slot = state["jump_next"][rows].astype(np.int64) % _JUMP_LEVELS
-    state["jump_level"][rows, slot] = levels[rows]
-    state["jump_next"][rows] = slot + 1
+    distance = np.abs(state["jump_level"][rows] - levels[rows, None]) / unit[rows, None]
+    nearest = np.argmin(np.where(np.isnan(distance), np.inf, distance), axis=1)
+    near = distance[np.arange(len(rows)), nearest] <= _MERGE_FRACTION * settings.jump_tolerance  # NaN: False
+    merged, slot = rows[near], nearest[near]
+    state["jump_level"][merged, slot] += settings.jump_refine * (levels[merged] - state["jump_level"][merged, slot])
+    fresh = rows[~near]
+    slot = state["jump_next"][fresh].astype(np.int64) % _JUMP_LEVELS
+    state["jump_level"][fresh, slot] = levels[fresh]
+    state["jump_next"][fresh] = slot + 1
 
 
 def _typical_error(settings: ScoringSettings, state: dict[str, np.ndarray], spread: np.ndarray,
@@ -646,8 +667,8 @@ def _step(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     size, running = _step_progress(settings, state, values, has_prediction)
     # A big step teaches the sensor both ends as known levels.
     stepped = size >= max(settings.step_min, settings.jump_min)
-    _remember_levels(state, state["step_from"], stepped)
-    _remember_levels(state, values, stepped)
+    _remember_levels(settings, state, state["step_from"], stepped, unit)
+    _remember_levels(settings, state, values, stepped, unit)
     # The record keeps a change the predictor does not follow (it keeps missing) to one step.
     fired = _rare_record(settings, state, "step", size, size >= settings.step_min, live, settings.step_rate_max,
                          by_size=True)
