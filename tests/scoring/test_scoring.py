@@ -629,6 +629,50 @@ def test_after_a_jump_to_a_noisier_level_the_yardstick_is_learnt_afresh():
     np.testing.assert_allclose(state["miss_typ"] / 0.8, 3.0, rtol=0.15)
 
 
+def two_regimes(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Level 0 with noise 1 and level 60 with noise 3, 500 readings at each in turn (ending at
+    the quiet one), judged by a predictor that knows each switch from the reading after it.
+    Returns values, predictions and where the sensor is at the loud level."""
+    rng = np.random.default_rng(seed)
+    loud = (np.arange(5500) // 500) % 2 == 1
+    values = np.where(loud, 60.0, 0.0) + np.where(loud, 3.0, 1.0) * rng.normal(0.0, 1.0, (16, 5500))
+    predictions = np.broadcast_to(np.r_[0.0, np.where(loud, 60.0, 0.0)[:-1]], (16, 5500)).copy()
+    return values, predictions, loud
+
+
+def test_a_return_to_a_louder_level_is_judged_by_that_levels_own_yardsticks(monkeypatch):
+    values, predictions, loud = two_regimes(41)
+    after_return = np.zeros(values.shape, bool)
+    for t in np.flatnonzero(np.diff(loud.astype(int)) == 1) + 1:
+        if t > 2000:  # both levels known and each visited for 500 readings
+            after_return[:, t + 5:t + 100] = True
+    returns = 16 * int((np.diff(loud[2000:].astype(int)) == 1).sum())
+    state = new_state(SETTINGS, 16)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    assert anomaly[after_return].sum() <= returns // 3
+    # The loud level kept its sigma estimate (3) while the sensor is at the quiet one.
+    kept = state["jump_yardsticks"][..., scoring._LEVEL_YARDSTICKS.index("miss_typ")] / 0.8
+    at_loud = (np.abs(state["jump_level"] - 60.0) < 10.0) & np.isfinite(kept)
+    assert at_loud.any(axis=1).all()
+    np.testing.assert_allclose(kept[at_loud], 3.0, rtol=0.2)
+    # With one set of yardsticks for both levels, the loud noise raises flags on every return.
+    monkeypatch.setattr(scoring, "_move_to_level", lambda *args: None)
+    _, shared, _ = run_scorer(SETTINGS, values, predictions)
+    assert shared[after_return].sum() >= returns
+
+
+def test_a_levels_typical_error_is_kept_only_after_a_full_window_there():
+    state = new_state(SETTINGS, 2)
+    state["jump_at"][:] = 0
+    state["jump_since"][:] = [SETTINGS.error_window - 1, SETTINGS.error_window]
+    state["error_typ"][:], state["miss_typ"][:] = 0.5, 2.0
+    scoring._move_to_level(SETTINGS, state, np.arange(2), np.array([1, 1]))
+    kept = state["jump_yardsticks"][:, 0]
+    assert np.isnan(kept[0, 0]) and kept[1, 0] == 0.5  # error_typ, first in _LEVEL_YARDSTICKS
+    assert (kept[:, 1] == 2.0).all()  # miss_typ is kept at every move
+    assert state["jump_at"].tolist() == [1, 1] and (state["jump_since"] == 0).all()
+
+
 def test_the_calibrated_minimum_may_be_set_below_the_tail_level():
     positions = 1200 + 40 * np.arange(16)
     values, predictions = seasonal_with_spikes(16, 2000, 39, positions, 5.0)  # 3.1-6.3 sigma
