@@ -410,7 +410,7 @@ _JUMP_LEVELS = 4  # levels a sensor remembers stepping to or from
 _MERGE_FRACTION = 0.5  # of jump_tolerance: a level this close to a known one is that one
 # What a sensor's noise sets, kept per known level: each regime a sensor returns to has its own
 # noise. They are kept only for a level the sensor stayed at long enough to learn them: the
-# typical error (first) after ``error_window`` readings (kept at every move, it cost 1.6 NAB
+# typical error after ``error_window`` readings (kept at every move, it cost 1.6 NAB
 # points: it still held the level before, or the settling readings of a reset), the
 # calibrated rule's after ``_MISSES_LEARNT``.
 _LEVEL_YARDSTICKS = ("error_typ", "miss_typ", "miss_fast")
@@ -539,9 +539,8 @@ def _move_to_level(settings: ScoringSettings, state: dict[str, np.ndarray], rows
     current = np.stack([state[name][rows] for name in _LEVEL_YARDSTICKS], axis=1)
     # Only what the sensor stayed long enough to learn: a frequency anomaly flaps between the
     # levels every few readings, and yardsticks kept then hid the next anomaly at that level.
-    dwell = state["jump_since"][rows, None]
-    learnt = dwell >= np.array([settings.error_window] + [_MISSES_LEARNT] * (len(_LEVEL_YARDSTICKS) - 1))
-    current = np.where(learnt, current, np.nan)
+    needed = np.array([settings.error_window if name == "error_typ" else _MISSES_LEARNT for name in _LEVEL_YARDSTICKS])
+    current = np.where(state["jump_since"][rows, None] >= needed, current, np.nan)
     leaving = at >= 0
     state["jump_yardsticks"][rows[leaving], at[leaving]] = current[leaving]
     stored = state["jump_yardsticks"][rows, slots]
