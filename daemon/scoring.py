@@ -530,7 +530,9 @@ def _move_to_level(settings: ScoringSettings, state: dict[str, np.ndarray], rows
     than before, the level left keeps the noise yardsticks (``_LEVEL_YARDSTICKS``) learnt there,
     and those the new level kept when the sensor last left it come back: a regime whose noise
     is twice the last one's is judged by its own from its first reading, not after the
-    yardsticks have caught up (hundreds of readings for the typical error)."""
+    yardsticks have caught up (hundreds of readings for the typical error). After a confirmed
+    step the calibrated rule still learns afresh (its ``restart``), so there only the typical
+    error comes back."""
     if not len(rows) or settings.jump_tolerance <= 0:
         return
     at = state["jump_at"][rows].astype(np.int64)
