@@ -661,16 +661,23 @@ def test_a_return_to_a_louder_level_is_judged_by_that_levels_own_yardsticks(monk
     assert shared[after_return].sum() >= returns
 
 
-def test_a_levels_typical_error_is_kept_only_after_a_full_window_there():
-    state = new_state(SETTINGS, 2)
+def test_a_level_keeps_each_yardstick_only_from_a_stay_long_enough_to_learn_it():
+    index = scoring._LEVEL_YARDSTICKS.index
+    state = new_state(SETTINGS, 3)
     state["jump_at"][:] = 0
-    state["jump_since"][:] = [SETTINGS.error_window - 1, SETTINGS.error_window]
+    state["jump_since"][:] = [scoring._MISSES_LEARNT - 1, scoring._MISSES_LEARNT, SETTINGS.error_window]
     state["error_typ"][:], state["miss_typ"][:] = 0.5, 2.0
-    scoring._move_to_level(SETTINGS, state, np.arange(2), np.array([1, 1]))
+    scoring._move_to_level(SETTINGS, state, np.arange(3), np.array([1, 1, 1]))
     kept = state["jump_yardsticks"][:, 0]
-    assert np.isnan(kept[0, 0]) and kept[1, 0] == 0.5  # error_typ, first in _LEVEL_YARDSTICKS
-    assert (kept[:, 1] == 2.0).all()  # miss_typ is kept at every move
-    assert state["jump_at"].tolist() == [1, 1] and (state["jump_since"] == 0).all()
+    # A stay too short to learn a yardstick leaves it unknown, not as it was before.
+    assert np.isnan(kept[:2, index("error_typ")]).all() and kept[2, index("error_typ")] == 0.5
+    assert np.isnan(kept[0, index("miss_typ")]) and kept[1:, index("miss_typ")].tolist() == [2.0, 2.0]
+    assert state["jump_at"].tolist() == [1, 1, 1] and (state["jump_since"] == 0).all()
+    # Back to level 0: what it kept comes back, and where it kept nothing the yardstick stays.
+    state["miss_typ"][:], state["error_typ"][:] = 3.0, 0.7
+    scoring._move_to_level(SETTINGS, state, np.arange(3), np.array([0, 0, 0]))
+    assert state["miss_typ"].tolist() == [3.0, 2.0, 2.0]
+    assert state["error_typ"].tolist() == [0.7, 0.7, 0.5]
 
 
 def test_the_calibrated_minimum_may_be_set_below_the_tail_level():
