@@ -223,7 +223,8 @@ def validate(config: Config) -> Config:
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
               "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
               "scoring.typical_spread_cap", "scoring.jump_min", "scoring.spike_flat_min", "scoring.miss_tail",
-              "scoring.miss_tail_rate_max")
+              "scoring.miss_tail_rate_max", "scoring.likelihood_var_floor",
+              "scoring.likelihood_settled_var_floor")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")

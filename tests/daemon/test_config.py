@@ -40,6 +40,8 @@ def test_empty_and_missing_file_mean_defaults():
     ("scoring:\n  miss_min: -1\n", "scoring.miss_min: must be >= 0"),
     ("scoring:\n  miss_fast_window: -1\n", "scoring.miss_fast_window: must be >= 0"),
     ("scoring:\n  miss_tail_rate_max: 0\n", "scoring.miss_tail_rate_max: must be positive"),
+    ("scoring:\n  likelihood_var_floor: 0.0\n", "scoring.likelihood_var_floor: must be positive"),
+    ("scoring:\n  likelihood_settled_var_floor: .nan\n", "scoring.likelihood_settled_var_floor: must be positive"),
     ("scoring:\n  stuck_readings: 1\n", "scoring.stuck_readings: 1 would call every reading a flatline"),
     ("mqtt:\n  broker: http://x\n", "mqtt.broker: broker must look like"),
     ("mqtt:\n  sensor_pattern: '(['\n", "mqtt.sensor_pattern"),
