@@ -223,8 +223,7 @@ def validate(config: Config) -> Config:
               "shutdown_timeout", "scoring.short_window", "scoring.error_window", "scoring.likelihood_window",
               "scoring.step_readings", "scoring.trend_window", "scoring.floor_spread",
               "scoring.typical_spread_cap", "scoring.jump_min", "scoring.spike_flat_min", "scoring.miss_tail",
-              "scoring.miss_tail_rate_max", "scoring.likelihood_var_floor",
-              "scoring.likelihood_settled_var_floor")
+              "scoring.miss_tail_rate_max")
     for key in ("mqtt.qos", "mqtt.score_qos"):
         if _get(config, key) not in (0, 1, 2):
             raise ConfigError(f"{key}: must be 0, 1 or 2")
@@ -253,6 +252,7 @@ def validate(config: Config) -> Config:
                   "scoring.miss_fast_window")
     if config.scoring.stuck_readings == 1:
         raise ConfigError("scoring.stuck_readings: 1 would call every reading a flatline; use 2 or more (0: off)")
+    _check_likelihood_floors(config.scoring)
     if not 0.0 <= config.scoring.jump_refine <= 1.0:
         raise ConfigError("scoring.jump_refine: must be between 0 and 1")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -263,6 +263,18 @@ def validate(config: Config) -> Config:
     if config.input.min_value >= config.input.max_value:
         raise ConfigError("input.min_value: must be below input.max_value")
     return config
+
+
+def _check_likelihood_floors(scoring) -> None:
+    """The likelihood's floors: a mean in (0, 1) and variances in (0, 0.25), the largest a mean of
+    values in [0, 1] can have; the settled variance floor at least the one before it."""
+    if not 0.0 < scoring.likelihood_mean_floor < 1.0:
+        raise ConfigError("scoring.likelihood_mean_floor: must be between 0 and 1 (exclusive)")
+    for key in ("likelihood_var_floor", "likelihood_settled_var_floor"):
+        if not 0.0 < getattr(scoring, key) < 0.25:
+            raise ConfigError(f"scoring.{key}: must be between 0 and 0.25 (exclusive)")
+    if scoring.likelihood_settled_var_floor < scoring.likelihood_var_floor:
+        raise ConfigError("scoring.likelihood_settled_var_floor: must be at least scoring.likelihood_var_floor")
 
 
 def _get(config, key: str):

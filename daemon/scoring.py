@@ -136,7 +136,7 @@ The likelihood's long-run statistics deliberately include the first readings aft
 whose errors are large while the normaliser and the typical error settle: that widens the
 Gaussian early on and makes the likelihood conservative for the first few thousand readings,
 as HTM's is. Measured on NAB, excluding them costs 3-5 points (a fixed variance floor does not
-recover it). Once they age out (after ``likelihood_window`` readings) the squashed errors,
+recover it). Once they start to age out (after ``likelihood_window`` readings) the squashed errors,
 mostly zeros, leave a Gaussian so narrow that two moderate misses within the short window pass
 for an anomaly, and the likelihood became the main source of false alarms: on the default
 scenario judged after 24 hours of history, 855 false alarms against 396 without it. So once the
@@ -189,10 +189,11 @@ class ScoringSettings:
     squash_high: float = 6.0  # ... and reaches 1
     short_window: int = 10
     likelihood_window: int = 8640  # horizon of the long-run Gaussian of the short mean
-    likelihood_mean_floor: float = 0.03
-    likelihood_var_floor: float = 3e-4
-    # ... and once the Gaussian's window has filled (``likelihood_window`` readings), when the
-    # settling errors that widened it early start to age out, its variance floor is this.
+    likelihood_mean_floor: float = 0.03  # floor of the Gaussian's mean (HTM's)
+    likelihood_var_floor: float = 3e-4  # floor of its variance while its window fills (HTM's) ...
+    # ... and once the window has filled (``likelihood_window`` readings), when the settling
+    # errors that widened it early start to age out, this one (at least the one before). Above
+    # about 0.045 the likelihood can no longer reach the threshold once the window has filled.
     likelihood_settled_var_floor: float = 5e-3
     repeat_level: float = 0.5  # a likelihood this high right after another one this high ...
     repeat_score: float = 0.3  # ... is cut to this (HTM's red/yellow filter)
@@ -610,10 +611,12 @@ def _likelihood(settings: ScoringSettings, state: dict[str, np.ndarray], squashe
 
 def _variance_floor(settings: ScoringSettings, count: np.ndarray) -> np.ndarray:
     """The likelihood's variance floor: ``likelihood_var_floor`` while the Gaussian's window
-    fills and the settling errors after a reset still widen it, ``likelihood_settled_var_floor``
-    once it has filled and they age out."""
-    settled = max(settings.likelihood_settled_var_floor, settings.likelihood_var_floor)
-    return np.where(count > settings.likelihood_window, settled, settings.likelihood_var_floor)
+    fills and the settling errors after a full reset (a new sensor, the reset command, a
+    non-finite reading) still widen it, ``likelihood_settled_var_floor`` once it has filled
+    and they start to age out. A reset of the context only (a gap, another model) keeps the
+    count, and with it the settled floor."""
+    return np.where(count > settings.likelihood_window, settings.likelihood_settled_var_floor,
+                    settings.likelihood_var_floor)
 
 
 def _repeat_filter(settings: ScoringSettings, state: dict[str, np.ndarray], likelihood: np.ndarray) -> np.ndarray:

@@ -768,10 +768,20 @@ def test_the_likelihood_does_not_grow_more_alarmed_once_settling_errors_age_out(
     while_filling, settled = burst_flag_rates(settings)
     assert settled <= while_filling / 2
     # Without the settled floor the Gaussian narrows as the settling misses age out, and the
-    # same bursts are flagged more often than at the start (measured 0.50 -> 0.64).
+    # same bursts are flagged more often than at the start (measured 0.50 -> 0.66).
     old_while_filling, old_settled = burst_flag_rates(
         replace(settings, likelihood_settled_var_floor=settings.likelihood_var_floor))
     assert old_settled > old_while_filling
+
+
+def test_the_settled_floor_takes_over_on_the_first_reading_after_the_window_has_filled():
+    settings = ScoringSettings(likelihood_window=SHORT_WINDOW, **ONLY_LIKELIHOOD)
+    values, predictions = noisy(8, SHORT_WINDOW + 200, 5)  # no settling misses: narrower than either floor
+    scores, _, _ = run_scorer(settings, values, predictions)
+    base, _, _ = run_scorer(replace(settings, likelihood_settled_var_floor=settings.likelihood_var_floor),
+                            values, predictions)
+    assert np.array_equal(scores[:, :SHORT_WINDOW], base[:, :SHORT_WINDOW])
+    assert (scores[:, SHORT_WINDOW] != base[:, SHORT_WINDOW]).all()
 
 
 def test_a_lasting_change_is_still_flagged_after_the_likelihoods_window_has_filled():
