@@ -77,8 +77,8 @@ class AnomalyConfig:
         unknown = [k for k in self.kinds if k not in KIND_NAMES]
         if unknown or not self.kinds:
             raise ValueError(f"unknown anomaly kinds {unknown}; choose from {', '.join(KIND_NAMES)}")
-        if self.rate_per_hour < 0 or self.magnitude < 0 or self.warmup < 0:
-            raise ValueError("anomaly rate, magnitude and warmup must be >= 0")
+        if not all(np.isfinite(v) and v >= 0 for v in (self.rate_per_hour, self.magnitude, self.warmup)):
+            raise ValueError("anomaly rate, magnitude and warmup must be finite and >= 0")
         longest = max(DURATION_SAMPLES[Kind[k.upper()]][1] for k in self.kinds)
         if self.slot_samples < longest:
             raise ValueError(f"slot_samples must be >= {longest} (longest anomaly span)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -131,8 +132,13 @@ def run(args: argparse.Namespace) -> int:
 
 def build_source(args: argparse.Namespace) -> tuple[Fleet | ReplaySource, Pacing, float | None]:
     """The reading source, its pacing, and the target wall-clock rate (None when --fast)."""
-    if args.time_scale <= 0:
+    if args.max_inflight < 1 or args.senml_batch < 1:
+        raise UsageError("--max-inflight and --senml-batch must be >= 1")
+    # Written as "not > 0" so that NaN is refused too.
+    if not args.time_scale > 0:
         raise UsageError("--time-scale must be > 0")
+    if args.speedup is not None and not args.speedup > 0:
+        raise UsageError("--speedup must be > 0")
     if args.id_prefix and not SENSOR_ID_RE.match(args.id_prefix):
         raise UsageError(f"--id-prefix must match {SENSOR_ID_RE.pattern} (it is the SenML base name)")
     if args.replay:
@@ -152,9 +158,9 @@ def build_source(args: argparse.Namespace) -> tuple[Fleet | ReplaySource, Pacing
 
 
 def fleet_config(args: argparse.Namespace) -> FleetConfig:
-    if args.rate is not None and args.rate <= 0 or args.hz is not None and args.hz <= 0:
-        raise UsageError("--rate and --hz must be > 0")
-    if args.duration is not None and args.duration <= 0:
+    if args.rate is not None and not 0 < args.rate < math.inf or args.hz is not None and not 0 < args.hz < math.inf:
+        raise UsageError("--rate and --hz must be finite and > 0")
+    if args.duration is not None and not args.duration > 0:
         raise UsageError("--duration must be > 0")
     if not 0 <= args.missing < 1:
         raise UsageError("--missing must be in [0, 1)")

@@ -47,8 +47,10 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.n_sensors <= MAX_SENSORS:
             raise ValueError(f"n_sensors must be in 1..{MAX_SENSORS}, got {self.n_sensors}")
-        if self.period <= 0 or any(p <= 0 for p in self.period_choices):
-            raise ValueError("sampling periods must be > 0")
+        if not all(np.isfinite(p) and p > 0 for p in (self.period, *self.period_choices)):
+            raise ValueError("sampling periods must be finite and > 0")
+        if not np.isfinite(self.start_ts):
+            raise ValueError("start_ts must be a finite number of seconds")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter is a fraction of the period in [0, 1)")
         if not 0 <= self.missing < 1 or not 0 <= self.churn <= 1:

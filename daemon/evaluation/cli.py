@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -78,14 +79,17 @@ def _scenario(args, config, model) -> int:
     from anomalyd.daemon.evaluation import scenario_eval
     from anomalyd.daemon.evaluation.event_metrics import render_table
 
-    if args.lead_in < 0 or args.hours <= 0:
-        print("anomalyd evaluate: --hours must be > 0 and --lead-in >= 0", file=sys.stderr)
+    if not (0 < args.hours < math.inf and 0 <= args.lead_in < math.inf):  # NaN fails both
+        print("anomalyd evaluate: --hours must be finite and > 0, --lead-in finite and >= 0", file=sys.stderr)
         return 2
-
-    spec = scenario_eval.ScenarioSpec(sensors=args.sensors, duration=args.hours * 3600, period=args.period,
-                                      seed=args.seed, magnitude=args.magnitude, lead_in=args.lead_in * 3600,
-                                      kinds=tuple(k for k in args.kinds.split(",") if k),
-                                      predictor=args.predictor)
+    try:
+        spec = scenario_eval.ScenarioSpec(sensors=args.sensors, duration=args.hours * 3600, period=args.period,
+                                          seed=args.seed, magnitude=args.magnitude, lead_in=args.lead_in * 3600,
+                                          kinds=tuple(k for k in args.kinds.split(",") if k),
+                                          predictor=args.predictor)
+    except ValueError as exc:
+        print(f"anomalyd evaluate: {exc}", file=sys.stderr)
+        return 2
     report, scenario, outputs = scenario_eval.evaluate_scenario(spec, model, config.scoring, _backend(config),
                                                                 config.detector.max_gap)
     if args.out:

@@ -5,6 +5,7 @@ through the daemon's detector; events are matched with ``event_metrics``.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -35,6 +36,25 @@ class ScenarioSpec:
     # alone makes of perfect predictions.
     predictor: str = "model"
 
+    def __post_init__(self) -> None:
+        """Refuse what would fail deep inside the simulator or run forever (NaN, inf, negatives)."""
+        from anomalyd.simulator.anomalies import KIND_NAMES
+        from anomalyd.simulator.fleet import MAX_SENSORS
+
+        if not 1 <= self.sensors <= MAX_SENSORS:
+            raise ValueError(f"sensors must be in 1..{MAX_SENSORS}, got {self.sensors}")
+        for name, low in (("duration", 0.0), ("period", 0.0)):
+            if not low < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        for name in ("lead_in", "magnitude", "anomaly_rate"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
+        unknown = [kind for kind in self.kinds if kind not in KIND_NAMES]
+        if unknown:
+            raise ValueError(f"unknown anomaly kinds {unknown}; choose from {', '.join(KIND_NAMES)}")
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}")
+
 
 PREDICTORS = ("model", "oracle")
 
@@ -46,10 +66,6 @@ def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSe
     from anomalyd.simulator.scenario import generate_scenario
 
     options = {"kinds": spec.kinds} if spec.kinds else {}
-    if spec.lead_in < 0:
-        raise ValueError("lead_in must be >= 0")
-    if spec.predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}")
     scenario = generate_scenario(spec.sensors, spec.lead_in + spec.duration, seed=spec.seed, period=spec.period,
                                  anomaly_rate=spec.anomaly_rate, magnitude=spec.magnitude,
                                  warmup=max(spec.lead_in, scoring.warmup * spec.period), **options)

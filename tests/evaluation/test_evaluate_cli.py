@@ -71,6 +71,22 @@ def test_scenario_lead_in_is_replayed_but_not_judged():
     assert bad.returncode == 2 and "--lead-in" in bad.stderr
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--hours", "nan"], "--hours must be finite"),
+    (["--hours", "inf"], "--hours must be finite"),
+    (["--lead-in", "nan"], "--lead-in finite"),
+    (["--period", "nan"], "period must be finite and > 0"),
+    (["--magnitude", "-3"], "magnitude must be finite and >= 0"),
+    (["--magnitude", "nan"], "magnitude must be finite and >= 0"),
+    (["--sensors", "0"], "sensors must be in 1..100000"),
+    (["--kinds", "spike,wobble"], "unknown anomaly kinds ['wobble']"),
+])
+def test_bad_scenario_options_are_a_clear_error_not_a_traceback(argv, message):
+    result = evaluate("--scenario", *argv)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
     assert "needs --out" in evaluate("--nab", str(tmp_path)).stderr
     wrong = evaluate("--nab", str(tmp_path), "--out", str(tmp_path / "o"))

@@ -44,6 +44,15 @@ def test_rate_sets_the_sampling_period():
         (["--id-prefix", "plant1/"], "--id-prefix must match"),
         (["--replay", "/nonexistent/dir"], "replay path not found"),
         (["--time-scale", "0"], "--time-scale must be > 0"),
+        (["--time-scale", "nan"], "--time-scale must be > 0"),
+        (["--rate", "nan"], "--rate and --hz must be finite and > 0"),
+        (["--hz", "inf"], "--rate and --hz must be finite and > 0"),
+        (["--duration", "nan"], "--duration must be > 0"),
+        (["--magnitude", "nan"], "magnitude and warmup must be finite and >= 0"),
+        (["--anomaly-rate", "inf"], "magnitude and warmup must be finite and >= 0"),
+        (["--start-ts", "nan"], "start_ts must be a finite number"),
+        (["--max-inflight", "0"], "--max-inflight and --senml-batch must be >= 1"),
+        (["--senml-batch", "0"], "--max-inflight and --senml-batch must be >= 1"),
     ],
 )
 def test_bad_options_fail_fast_with_a_clear_message(capsys, argv, message):
