@@ -43,8 +43,8 @@ class ScenarioSpec:
 
         if not 1 <= self.sensors <= MAX_SENSORS:
             raise ValueError(f"sensors must be in 1..{MAX_SENSORS}, got {self.sensors}")
-        for name, low in (("duration", 0.0), ("period", 0.0)):
-            if not low < getattr(self, name) < math.inf:
+        for name in ("duration", "period"):
+            if not 0.0 < getattr(self, name) < math.inf:
                 raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
         for name in ("lead_in", "magnitude", "anomaly_rate"):
             if not 0.0 <= getattr(self, name) < math.inf:
