@@ -66,8 +66,14 @@ def _nab(args, config, model) -> int:
     if not (args.nab / "data").is_dir():
         print(f"anomalyd evaluate: {args.nab} has no data/ directory (is it the NAB corpus?)", file=sys.stderr)
         return 2
-    report, scores = nab_eval.evaluate_nab(args.nab, args.out, model, config.scoring, _backend(config),
-                                           config.detector.max_gap)
+    from anomalyd.daemon.evaluation.nab_corpus import CorpusError
+
+    try:
+        report, scores = nab_eval.evaluate_nab(args.nab, args.out, model, config.scoring, _backend(config),
+                                               config.detector.max_gap)
+    except CorpusError as exc:
+        print(f"anomalyd evaluate: {exc}", file=sys.stderr)
+        return 2
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.plot is not None:
         _plot_nab(args, report, scores)

@@ -26,6 +26,10 @@ import numpy as np
 NAB_DIR_ENV = "ANOMALYD_NAB_DIR"
 
 
+class CorpusError(ValueError):
+    """A file of the corpus is missing or malformed: the scores would not be NAB's."""
+
+
 class CorpusFile(NamedTuple):
     """One NAB data file, in data-row order."""
 
@@ -69,18 +73,33 @@ def to_unix_seconds(stamps: np.ndarray) -> np.ndarray:
 
 
 def read_data_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Read one ``timestamp,value`` CSV; return (timestamp strings, float64 values)."""
+    """Read one ``timestamp,value`` CSV; return (timestamp strings, float64 values). Every row
+    must parse: NAB scores row by row, so a skipped row would shift the file against its labels."""
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
+        header = next(reader, [])
         try:
             t_col, v_col = header.index("timestamp"), header.index("value")
         except ValueError as exc:
-            raise ValueError(f"{path}: expected columns timestamp,value; got {header}") from exc
-        rows = [(r[t_col], r[v_col]) for r in reader if r]
-    stamps = np.array([r[0] for r in rows], dtype=str)
-    values = np.array([float(r[1]) for r in rows], dtype=np.float64)
+            raise CorpusError(f"{path}: expected columns timestamp,value; got {header}") from exc
+        rows = [(line, r) for line, r in enumerate(reader, start=2) if r]
+    try:
+        stamps = np.array([r[t_col] for _, r in rows], dtype=str)
+        values = np.array([float(r[v_col]) for _, r in rows], dtype=np.float64)
+        parse_timestamps(stamps)
+    except (ValueError, IndexError):
+        line = next(line for line, r in rows if not _row_parses(r, t_col, v_col))
+        raise CorpusError(f"{path}, line {line}: not a timestamp,value row") from None
     return stamps, values
+
+
+def _row_parses(row: list[str], t_col: int, v_col: int) -> bool:
+    try:
+        float(row[v_col])
+        parse_timestamps([row[t_col]])
+    except (ValueError, IndexError):
+        return False
+    return True
 
 
 def data_file_paths(nab_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -111,13 +130,20 @@ def iter_corpus(nab_dir: str | os.PathLike[str]) -> Iterator[CorpusFile]:
 def load_windows(nab_dir: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]]:
     """Anomaly windows per relative path, as (start, end) timestamp strings, in file order."""
     path = Path(nab_dir) / "labels" / "combined_windows.json"
-    with open(path) as fh:
-        raw = json.load(fh)
-    return {rel: [(str(w[0]), str(w[1])) for w in wins] for rel, wins in raw.items()}
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+        return {rel: [(str(w[0]), str(w[1])) for w in wins] for rel, wins in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise CorpusError(f"{path}: not NAB's anomaly windows ({exc})") from None
 
 
 def load_profile_weights(nab_dir: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """The cost matrices of ``profiles.json``: profile name -> {tpWeight, fpWeight, fnWeight, ...}."""
-    with open(Path(nab_dir) / "profiles.json") as fh:
-        raw = json.load(fh)
-    return {name: {k: float(v) for k, v in body["CostMatrix"].items()} for name, body in raw.items()}
+    path = Path(nab_dir) / "profiles.json"
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+        return {name: {k: float(v) for k, v in body["CostMatrix"].items()} for name, body in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise CorpusError(f"{path}: not NAB's scoring profiles ({exc})") from None

@@ -33,7 +33,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .nab_corpus import iter_corpus, load_profile_weights, load_windows, parse_timestamps
+from .nab_corpus import CorpusError, iter_corpus, load_profile_weights, load_windows, parse_timestamps
 
 # NAB's settings: probation is 15% of a file, capped at 15% of 5000 rows (= 750).
 DEFAULT_PROBATION_PERCENT = 0.15
@@ -90,17 +90,20 @@ def probation_length(n_rows: int, probation_percent: float = DEFAULT_PROBATION_P
 
 def _window_rows(stamps: np.ndarray, windows: Sequence[tuple], rel: str) -> tuple[tuple[int, int], ...]:
     """Map window limits to (first row, last row); NAB requires both to exist in the file."""
-    limits = parse_timestamps([t for w in windows for t in w]).reshape(-1, 2) if windows else []
+    try:
+        limits = parse_timestamps([t for w in windows for t in w]).reshape(-1, 2) if windows else []
+    except ValueError as exc:
+        raise CorpusError(f"{rel}: window limits must be pairs of timestamps ({exc})") from None
     rows = []
     for start, end in limits:
         hit_s, hit_e = np.flatnonzero(stamps == start), np.flatnonzero(stamps == end)
         if len(hit_s) == 0 or len(hit_e) == 0:
-            raise ValueError(f"{rel}: window [{start}, {end}] limit is not a timestamp of the file")
+            raise CorpusError(f"{rel}: window [{start}, {end}] limit is not a timestamp of the file")
         # First occurrence, as NAB's list.index(); windows must be ordered and disjoint
         # because NAB enters them in list order and refuses overlapping labels.
         s, e = int(hit_s[0]), int(hit_e[0])
         if e < s or (rows and s <= rows[-1][1]):
-            raise ValueError(f"{rel}: windows must be ordered, disjoint and start <= end")
+            raise CorpusError(f"{rel}: windows must be ordered, disjoint and start <= end")
         rows.append((s, e))
     return tuple(rows)
 
@@ -231,7 +234,7 @@ class NabCorpus:
         windows = load_windows(nab_dir)
         unknown = sorted(set(windows) - set(stamps))
         if unknown:
-            raise ValueError(f"windows for files not in the corpus: {unknown[:3]}")
+            raise CorpusError(f"windows for files not in the corpus: {unknown[:3]}")
         return cls.from_arrays(stamps, windows, probation_percent)
 
     @property

@@ -93,6 +93,30 @@ def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
     assert wrong.returncode == 2 and "no data/ directory" in wrong.stderr
 
 
+def small_corpus(root, rows: str, windows: str | None = '{"cat/x.csv": []}'):
+    """A one-file NAB layout under ``root``: data/cat/x.csv holding ``rows`` after the header."""
+    (root / "data" / "cat").mkdir(parents=True)
+    (root / "data" / "cat" / "x.csv").write_text("timestamp,value\n" + rows)
+    (root / "labels").mkdir()
+    if windows is not None:
+        (root / "labels" / "combined_windows.json").write_text(windows)
+    return root
+
+
+@pytest.mark.parametrize("rows, windows, message", [
+    ("2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n", '{"cat/x.csv": []}', "x.csv, line 3: not a timestamp,value"),
+    ("2014-04-01 00:00:00,1\nyesterday,2\n", '{"cat/x.csv": []}', "x.csv, line 3: not a timestamp,value"),
+    ("2014-04-01 00:00:00,1\n", None, "combined_windows.json: not NAB's anomaly windows"),
+    ("2014-04-01 00:00:00,1\n", '{"cat/x.csv": 5}', "combined_windows.json: not NAB's anomaly windows"),
+    ("2014-04-01 00:00:00,1\n", '{"cat/x.csv": [["nope", "nope"]]}', "window limits must be pairs of timestamps"),
+    ("2014-04-01 00:00:00,1\n", '{"cat/y.csv": []}', "windows for files not in the corpus"),
+])
+def test_a_malformed_corpus_is_a_clear_error_naming_the_file(tmp_path, rows, windows, message):
+    result = evaluate("--nab", str(small_corpus(tmp_path / "nab", rows, windows)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_scenario_with_the_oracle_predictor_judges_against_ideal_predictions(tmp_path):
     runs = {}
     for predictor in ("model", "oracle"):
