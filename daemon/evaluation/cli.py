@@ -85,6 +85,9 @@ def _scenario(args, config, model) -> int:
     from anomalyd.daemon.evaluation import scenario_eval
     from anomalyd.daemon.evaluation.event_metrics import render_table
 
+    if args.plot is not None and args.out is None:
+        print("anomalyd evaluate: --plot needs --out DIR (the plots go to DIR/plots)", file=sys.stderr)
+        return 2
     if not (0 < args.hours < math.inf and 0 <= args.lead_in < math.inf):  # NaN fails both
         print("anomalyd evaluate: --hours must be finite and > 0, --lead-in finite and >= 0", file=sys.stderr)
         return 2

@@ -80,6 +80,7 @@ def test_scenario_lead_in_is_replayed_but_not_judged():
     (["--magnitude", "nan"], "magnitude must be finite and >= 0"),
     (["--sensors", "0"], "sensors must be in 1..100000"),
     (["--kinds", "spike,wobble"], "unknown anomaly kinds ['wobble']"),
+    (["--plot", "2"], "--plot needs --out DIR"),
 ])
 def test_bad_scenario_options_are_a_clear_error_not_a_traceback(argv, message):
     result = evaluate("--scenario", *argv)
