@@ -27,7 +27,7 @@ from typing import Iterator, TextIO
 
 from .anomalies import KIND_NAMES, AnomalyConfig
 from .fleet import SENSOR_ID_RE, Fleet, FleetConfig
-from .payloads import DEFAULT_SENML_TOPIC, DEFAULT_TOPIC_TEMPLATE, FORMATS, Encoder
+from .payloads import DEFAULT_SENML_TOPIC, DEFAULT_TOPIC_TEMPLATE, FORMATS, Encoder, validate_topic_template
 from .publisher import BrokerAddress, MqttPublisher, PublishError
 from .replay import ReplaySource
 from .runner import LabelSink, MqttSink, Pacing, Runner, RunStats
@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     with ExitStack() as stack:
-        labels_file = stack.enter_context(open(args.labels, "w")) if args.labels else None
+        try:
+            labels_file = stack.enter_context(open(args.labels, "w")) if args.labels else None
+        except OSError as exc:
+            print(f"anomalyd simulate: error: cannot write --labels: {exc}", file=sys.stderr)
+            return 2
         publisher = MqttPublisher(
             address, client_id=args.client_id or f"anomalyd-simulate-{os.getpid()}",
             qos=args.qos, window=args.max_inflight, stop=stop,
@@ -134,6 +138,7 @@ def build_source(args: argparse.Namespace) -> tuple[Fleet | ReplaySource, Pacing
     """The reading source, its pacing, and the target wall-clock rate (None when --fast)."""
     if args.max_inflight < 1 or args.senml_batch < 1:
         raise UsageError("--max-inflight and --senml-batch must be >= 1")
+    _check_topics(args)
     # Written as "not > 0" so that NaN is refused too.
     if not args.time_scale > 0:
         raise UsageError("--time-scale must be > 0")
@@ -155,6 +160,18 @@ def build_source(args: argparse.Namespace) -> tuple[Fleet | ReplaySource, Pacing
     end = None if args.duration is None else config.start_ts + args.duration
     pacing = Pacing(time_scale=args.time_scale, fast=args.fast, end_ts=end)
     return source, pacing, None if args.fast else source.readings_per_second * args.time_scale
+
+
+def _check_topics(args: argparse.Namespace) -> None:
+    """Topics are published to, so they must be names, not filters (no + or #)."""
+    try:
+        validate_topic_template(args.topic_template)
+    except ValueError as exc:
+        raise UsageError(f"--topic-template: {exc}") from None
+    if not args.senml_topic or any(c in args.senml_topic for c in "#+"):
+        raise UsageError("--senml-topic must be a topic name, without + or #")
+    if any(c in args.labels_topic for c in "#+"):
+        raise UsageError("--labels-topic must be a topic name, without + or # ('' = do not publish)")
 
 
 def fleet_config(args: argparse.Namespace) -> FleetConfig:

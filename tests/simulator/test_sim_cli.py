@@ -53,6 +53,11 @@ def test_rate_sets_the_sampling_period():
         (["--start-ts", "nan"], "start_ts must be a finite number"),
         (["--max-inflight", "0"], "--max-inflight and --senml-batch must be >= 1"),
         (["--senml-batch", "0"], "--max-inflight and --senml-batch must be >= 1"),
+        (["--topic-template", "plain/topic"], "--topic-template: topic template must contain {sensor_id}"),
+        (["--topic-template", "s/{sensor_id}/#"], "must not contain MQTT wildcards"),
+        (["--senml-topic", "senml/+"], "--senml-topic must be a topic name"),
+        (["--labels-topic", "labels/#"], "--labels-topic must be a topic name"),
+        (["--labels", "/nonexistent/dir/labels.jsonl"], "cannot write --labels"),
     ],
 )
 def test_bad_options_fail_fast_with_a_clear_message(capsys, argv, message):
