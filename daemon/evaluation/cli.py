@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, artifact_module.ArtifactError) as exc:
         print(f"anomalyd evaluate: {exc}", file=sys.stderr)
         return 2
+    if args.out is not None:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file of that name, no permission, a read-only disk
+            print(f"anomalyd evaluate: cannot use --out {args.out}: {exc}", file=sys.stderr)
+            return 2
     if args.nab:
         return _nab(args, config, model)
     return _scenario(args, config, model)

@@ -94,6 +94,12 @@ def test_nab_without_out_or_with_a_wrong_directory_is_a_clear_error(tmp_path):
     assert wrong.returncode == 2 and "no data/ directory" in wrong.stderr
 
 
+def test_an_out_directory_that_cannot_be_made_is_a_clear_error(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a directory")
+    result = evaluate("--scenario", "--sensors", "3", "--hours", "0.1", "--out", str(tmp_path / "taken"))
+    assert result.returncode == 2 and "cannot use --out" in result.stderr and "Traceback" not in result.stderr
+
+
 def small_corpus(root, rows: str, windows: str | None = '{"cat/x.csv": []}'):
     """A one-file NAB layout under ``root``: data/cat/x.csv holding ``rows`` after the header."""
     (root / "data" / "cat").mkdir(parents=True)
