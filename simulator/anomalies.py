@@ -77,8 +77,10 @@ class AnomalyConfig:
         unknown = [k for k in self.kinds if k not in KIND_NAMES]
         if unknown or not self.kinds:
             raise ValueError(f"unknown anomaly kinds {unknown}; choose from {', '.join(KIND_NAMES)}")
-        if not all(np.isfinite(v) and v >= 0 for v in (self.rate_per_hour, self.magnitude, self.warmup)):
-            raise ValueError("anomaly rate, magnitude and warmup must be finite and >= 0")
+        for name, value in (("anomaly rate", self.rate_per_hour), ("magnitude", self.magnitude),
+                            ("warmup", self.warmup)):
+            if not 0 <= value < np.inf:  # NaN fails too
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
         longest = max(DURATION_SAMPLES[Kind[k.upper()]][1] for k in self.kinds)
         if self.slot_samples < longest:
             raise ValueError(f"slot_samples must be >= {longest} (longest anomaly span)")

@@ -47,8 +47,9 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.n_sensors <= MAX_SENSORS:
             raise ValueError(f"n_sensors must be in 1..{MAX_SENSORS}, got {self.n_sensors}")
-        if not all(np.isfinite(p) and p > 0 for p in (self.period, *self.period_choices)):
-            raise ValueError("sampling periods must be finite and > 0")
+        for period in (self.period, *self.period_choices):
+            if not 0 < period < np.inf:  # NaN fails too
+                raise ValueError(f"sampling period must be finite and > 0, got {period}")
         if not np.isfinite(self.start_ts):
             raise ValueError("start_ts must be a finite number of seconds")
         if not 0 <= self.jitter < 1:

@@ -46,7 +46,15 @@ class Scenario:
         return sum(len(t) for t in self.ts)
 
 
-def generate_scenario(
+def generate_scenario(n_sensors: int, duration: float, **options) -> Scenario:
+    """All readings of ``duration`` simulated seconds from ``start_ts``, per sensor, with
+    their labels; ``options`` as for ``scenario_config`` (``anomaly_rate`` per sensor-hour,
+    magnitudes in local sigma, sampling every ``period`` s). For every other fleet option use
+    ``scenario_from_config``."""
+    return scenario_from_config(scenario_config(n_sensors, duration, **options), duration)
+
+
+def scenario_config(
     n_sensors: int,
     duration: float,
     *,
@@ -62,16 +70,14 @@ def generate_scenario(
     churn: float = 0.0,
     families: tuple[str, ...] = FAMILY_NAMES,
     id_prefix: str = "",
-) -> Scenario:
-    """All readings of ``duration`` simulated seconds from ``start_ts``, per sensor, with
-    their labels (``anomaly_rate`` per sensor-hour; magnitudes in local sigma; sampling
-    every ``period`` s). For every other fleet option use ``scenario_from_config``."""
-    config = FleetConfig(
+) -> FleetConfig:
+    """The fleet configuration ``generate_scenario`` runs; raises ValueError for any option
+    out of range (it is where every option is checked)."""
+    return FleetConfig(
         n_sensors=n_sensors, seed=seed, start_ts=start_ts, period=period, jitter=jitter,
         missing=missing, churn=churn, churn_horizon=duration, families=families, id_prefix=id_prefix,
         anomalies=AnomalyConfig(rate_per_hour=anomaly_rate, kinds=kinds, magnitude=magnitude, warmup=warmup),
     )
-    return scenario_from_config(config, duration)
 
 
 def scenario_from_config(config: FleetConfig, duration: float) -> Scenario:
