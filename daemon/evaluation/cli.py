@@ -107,8 +107,7 @@ def _scenario(args, config, model) -> int:
         return 2
     report, scenario, outputs = scenario_eval.evaluate_scenario(spec, model, config.scoring, _backend(config),
                                                                 config.detector.max_gap)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+    if args.out:  # made by run()
         (args.out / "scenario_report.json").write_text(json.dumps(report, indent=2) + "\n")
         if args.plot is not None:
             _plot_scenario(args, scenario, outputs, config.scoring.threshold)

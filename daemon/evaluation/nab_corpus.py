@@ -72,9 +72,10 @@ def to_unix_seconds(stamps: np.ndarray) -> np.ndarray:
     return micros.astype(np.float64) / 1e6
 
 
-def read_data_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Read one ``timestamp,value`` CSV; return (timestamp strings, float64 values). Every row
-    must parse: NAB scores row by row, so a skipped row would shift the file against its labels."""
+def read_data_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one ``timestamp,value`` CSV; return (timestamp strings, their ``datetime64[us]``,
+    float64 values). Every row must parse: NAB scores row by row, so a skipped row would shift
+    the file against its labels."""
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
@@ -86,11 +87,11 @@ def read_data_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray
     try:
         stamps = np.array([r[t_col] for _, r in rows], dtype=str)
         values = np.array([float(r[v_col]) for _, r in rows], dtype=np.float64)
-        parse_timestamps(stamps)
+        instants = parse_timestamps(stamps)
     except (ValueError, IndexError):
         line = next(line for line, r in rows if not _row_parses(r, t_col, v_col))
         raise CorpusError(f"{path}, line {line}: not a timestamp,value row") from None
-    return stamps, values
+    return stamps, instants, values
 
 
 def _row_parses(row: list[str], t_col: int, v_col: int) -> bool:
@@ -123,8 +124,8 @@ def data_file_paths(nab_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
 def iter_corpus(nab_dir: str | os.PathLike[str]) -> Iterator[CorpusFile]:
     """Yield every data file under ``nab_dir/data`` in stable sorted order."""
     for category, name in data_file_paths(nab_dir):
-        stamps, values = read_data_file(Path(nab_dir) / "data" / category / name)
-        yield CorpusFile(category, name, stamps, to_unix_seconds(parse_timestamps(stamps)), values)
+        stamps, instants, values = read_data_file(Path(nab_dir) / "data" / category / name)
+        yield CorpusFile(category, name, stamps, to_unix_seconds(instants), values)
 
 
 def load_windows(nab_dir: str | os.PathLike[str]) -> dict[str, list[tuple[str, str]]]:
