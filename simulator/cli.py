@@ -27,7 +27,8 @@ from typing import Iterator, TextIO
 
 from .anomalies import KIND_NAMES, AnomalyConfig
 from .fleet import SENSOR_ID_RE, Fleet, FleetConfig
-from .payloads import DEFAULT_SENML_TOPIC, DEFAULT_TOPIC_TEMPLATE, FORMATS, Encoder, validate_topic_template
+from .payloads import (DEFAULT_SENML_TOPIC, DEFAULT_TOPIC_TEMPLATE, FORMATS, Encoder, is_topic_name,
+                       validate_topic_template)
 from .publisher import BrokerAddress, MqttPublisher, PublishError
 from .replay import ReplaySource
 from .runner import LabelSink, MqttSink, Pacing, Runner, RunStats
@@ -168,9 +169,9 @@ def _check_topics(args: argparse.Namespace) -> None:
         validate_topic_template(args.topic_template)
     except ValueError as exc:
         raise UsageError(f"--topic-template: {exc}") from None
-    if not args.senml_topic or any(c in args.senml_topic for c in "#+"):
+    if not args.senml_topic or not is_topic_name(args.senml_topic):
         raise UsageError("--senml-topic must be a topic name, without + or #")
-    if any(c in args.labels_topic for c in "#+"):
+    if not is_topic_name(args.labels_topic):
         raise UsageError("--labels-topic must be a topic name, without + or # ('' = do not publish)")
 
 

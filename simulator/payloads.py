@@ -55,8 +55,13 @@ def topic_for(template: str, sensor_id: str) -> str:
 def validate_topic_template(template: str) -> None:
     if "{sensor_id}" not in template:
         raise ValueError("topic template must contain {sensor_id}")
-    if any(c in template for c in "#+"):
+    if not is_topic_name(template):
         raise ValueError("topic template must not contain MQTT wildcards")
+
+
+def is_topic_name(topic: str) -> bool:
+    """A topic one may publish to: not a filter (no + or # wildcard)."""
+    return not any(c in topic for c in "#+")
 
 
 class Encoder:
