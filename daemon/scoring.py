@@ -37,8 +37,9 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    a miss by any statistic, and hands the next ``jump_hold`` readings to the trend fallback
    while the model catches up with the new level. ``jump_min`` is above what a labelled
    anomaly of the simulator's default 6 sigma misses by (7-8 typical errors), so such
-   anomalies are never explained away. Measured on the default scenario, seeds 7 and 11: false alarms 766 -> 705 and 786 ->
-   687, level shifts +0.004 / +0.014; NAB 67.18 -> 68.74 (66.63 -> 68.65 at 0.54);
+   anomalies are never explained away. Measured on the default scenario, seeds 7 and 11:
+   false alarms 766 -> 705 and 786 -> 687, level shifts +0.004 / +0.014; NAB 67.18 -> 68.74
+   (66.63 -> 68.65 at 0.54);
 2. squash: typical errors map to 0 and only errors beyond ``squash_low`` typical errors rise
    linearly to 1 at ``squash_high``; a squash that lets ordinary errors through dilutes single
    spikes in the averaging below (measured on NAB: worth as much as the predictor);
@@ -151,8 +152,8 @@ The defaults are the ones evaluated on NAB (replayed causally through ``Detector
 scoring): ``threshold`` is NAB's corpus-wide optimum for the standard profile with the shipped
 model and this chain, 0.544 to 0.554 over the last changes, kept at 0.55 (NAB 67.16 at 0.544,
 66.82 at 0.55; 68.36 at the 0.54 it had before the known jumps, the step size classes, the
-silence and flatline rules, the flat-sensor rules and the calibrated miss rule). On the default scenario 0.55 and 0.54 differ
-by a dozen false alarms. The threshold belongs to the model and the chain: a retrained model
+silence and flatline rules, the flat-sensor rules and the calibrated miss rule). On the default
+scenario 0.55 and 0.54 differ by a dozen false alarms. The threshold belongs to the model and the chain: a retrained model
 moves the optimum (0.52-0.57 seen across training seeds), so re-run the NAB evaluation when
 either changes.
 """
