@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=defaults.window, help="truncated-BPTT window length")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--patience", type=int, default=defaults.patience, help="early-stopping patience")
+    parser.add_argument("--huber-delta", type=float, default=defaults.huber_delta,
+                        help="standard deviations beyond which a miss counts linearly in the loss, not squared")
 
 
 def _csv_files(paths: list[Path]) -> list[Path]:
@@ -57,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if len(series) < 2:
         print("anomalyd train: need at least two series (use --synthetic and/or --csv)", file=sys.stderr)
         return 2
-    config = replace(TrainingConfig(), seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
-                     window=args.window, learning_rate=args.learning_rate, patience=args.patience)
+    try:
+        config = replace(TrainingConfig(), seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                         window=args.window, learning_rate=args.learning_rate, patience=args.patience,
+                         huber_delta=args.huber_delta)
+    except ValueError as exc:
+        print(f"anomalyd train: {exc}", file=sys.stderr)
+        return 2
     sources = {"synthetic": {"series": args.synthetic, "length": args.length, "seed": args.data_seed},
                "csv": [str(path) for path in csv_files], "command": " ".join(sys.argv)}
     artifact, _history = train(series, args.out, network, config=config, sources=sources)

@@ -31,7 +31,26 @@ class TrainingConfig:
     learning_rate: float = 3e-3
     validation_fraction: float = 0.15
     patience: int = 4  # epochs without validation improvement before stopping
-    huber_delta: float = 1.0  # errors beyond this many stds count linearly: rare jumps don't dominate
+    # Misses beyond this many standard deviations count linearly, not squared. Small, so the
+    # loss is nearly the absolute miss and the network predicts the median next value: a
+    # sensor that may jump at the next reading (a cycle's edge, a regime switch) is predicted
+    # to stay, instead of partway toward the jump (the mean's answer, which on a quiet cycle
+    # misses by several noise sigmas before every edge). See docs/model.md.
+    huber_delta: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.burn_in < self.window:
+            raise ValueError(f"burn_in must be >= 0 and below the window ({self.window}), got {self.burn_in}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
+        for name in ("learning_rate", "huber_delta"):
+            if not 0 < getattr(self, name) < float("inf"):  # NaN fails too
+                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
 
 
 def split_series(series: list[Series], fraction: float, seed: int) -> tuple[list[Series], list[Series]]:
