@@ -150,12 +150,13 @@ likelihood").
 
 The defaults are the ones evaluated on NAB (replayed causally through ``Detector``, NAB's own
 scoring): ``threshold`` is NAB's corpus-wide optimum for the standard profile with the shipped
-model and this chain, 0.544 to 0.554 over the last changes, kept at 0.55 (NAB 67.16 at 0.544,
-66.82 at 0.55; 68.36 at the 0.54 it had before the known jumps, the step size classes, the
+model and this chain, 0.544 to 0.554 over the last changes, kept at 0.55 (NAB 68.13 at 0.554,
+67.87 at 0.55 with the model trained for the median, see docs/model.md; 67.16 at 0.544 with the
+model before; 68.36 at the 0.54 it had before the known jumps, the step size classes, the
 silence and flatline rules, the flat-sensor rules and the calibrated miss rule). On the default
-scenario 0.55 and 0.54 differ by a dozen false alarms. The threshold belongs to the model and the chain: a retrained model
-moves the optimum (0.52-0.57 seen across training seeds), so re-run the NAB evaluation when
-either changes.
+scenario 0.55 and 0.54 differ by a dozen false alarms. The threshold belongs to the model and
+the chain: a retrained model moves the optimum (0.52-0.58 seen across training seeds and
+losses), so re-run the NAB evaluation when either changes.
 """
 from __future__ import annotations
 
