@@ -574,6 +574,20 @@ def test_a_change_the_predictor_does_not_follow_raises_one_calibrated_flag():
     assert not (anomaly & ~without)[:, 1501:1600].any()
 
 
+def test_the_calibrated_rule_learns_nothing_from_the_settling_readings():
+    # For its first 100 readings the predictor misses by 5 sigma (a network while the
+    # normaliser settles), then by its noise only. The fallback is off: these predictions judge.
+    settings = replace(SETTINGS, trend_margin=0.0)
+    values, predictions = noisy(16, 400, 36)
+    predictions[:, :100] = values[:, :100] + np.random.default_rng(37).normal(0.0, 5.0, (16, 100))
+    values[:, 300] += np.where(values[:, 300] > 0, 5.5, -5.5)  # at least 5.5 sigma
+    state = new_state(settings, 16)
+    run_scorer(settings, values[:, :300], predictions[:, :300], state)
+    np.testing.assert_allclose(state["miss_typ"] / 0.8, 1.0, rtol=0.2)
+    _, anomaly, _ = run_scorer(settings, values[:, 300:], predictions[:, 300:], state)
+    assert anomaly[:, 0].all()
+
+
 def test_a_sensor_whose_misses_are_often_big_is_left_to_the_rarity_rules():
     values, predictions = noisy(8, 4000, 33)
     values[:, 300::150] += 6.0  # a 6-sigma miss every 150 readings: this sensor's normal
