@@ -126,7 +126,8 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    566 -> 527, 568 -> 542, 623 -> 587, precision +0.008 to +0.012, spike and level-shift recall
    within -0.007 and +0.007, frequency changes -0.02 to -0.04; with ideal predictions 344 ->
    258 false alarms, precision 0.83 -> 0.87; NAB 68.21 -> 68.36. The rule learns nothing
-   from the first ``_SPIKE_SKIP`` readings after a reset, like the spike statistics: a
+   from the first ``_SPIKE_SKIP`` readings after a reset (at most half the warm-up, so that a
+   shorter warm-up does not leave it blind after it ends), like the spike statistics: a
    counter's network misses by several sigma there until the trend fallback takes over, and
    the exact mean of the first misses remembered them for hundreds of readings (default
    scenario, seeds 7, 11, 3: level shifts +0.026, +0.004, +0.038, spikes +0.011, -0.004,
@@ -410,7 +411,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     step, stepped = _step(settings, state, values, unit, relative, has_prediction, live)
     spike = _spike(settings, state, values, unit, relative, has_prediction, live, flat)
     calibrated, calibrated_judges = _calibrated_miss(settings, state, values, std_before, has_prediction,
-                                                     explained, stepped, live)
+                                                     explained, stepped)
     # Where the calibrated rule judges single misses, the spike and step rules (which learn
     # on) stand aside: their rarity and record tests are for sensors with heavy-tailed misses.
     spike, step = (np.where(calibrated_judges, 0.0, rule) for rule in (spike, step))
@@ -877,7 +878,7 @@ _BIAS_WINDOW = 20
 
 def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
                      std: np.ndarray, has_prediction: np.ndarray, explained: np.ndarray,
-                     restart: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     restart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A miss of at least ``miss_min`` sigma estimates, on a sensor whose misses are light-tailed
     (excursions of ``miss_tail`` sigma estimates or more start less than ``miss_tail_rate_max``
     times per reading): scored on the reading itself if it starts an excursion (none of the
@@ -889,7 +890,8 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     predictor catching up); ``restart`` where a step of ``jump_min`` or more was confirmed (a
     first regime switch, say; a known level is reached by a known jump instead, unless the
     miss was too small for one), whose noise may differ: the rule
-    learns the yardstick afresh and judges again after ``_MISSES_LEARNT`` misses. Returns to
+    learns the yardstick afresh and judges again after as many misses as after a reset
+    (``_calibration_schedule``). Returns to
     known levels do not relearn (a duty cycle's edges come every few dozen readings, and
     relearning at each kept the rule off its sensors): they bring back the yardsticks the
     level had when the sensor last left it (``_move_to_level``).
@@ -907,13 +909,14 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     typical = state["miss_typ"]
     yardstick = np.maximum(typical, state["miss_fast"]) if settings.miss_fast_window > 0 else typical
     # Like the spike statistics, the rule learns nothing from the settling readings after a
-    # reset (``live``): the first misses of a counter are the network's before the trend
-    # fallback takes over, and an exact mean over all misses remembered them for hundreds more.
-    judged = has_prediction & ~explained & live
+    # reset: the first misses of a counter are the network's before the trend fallback takes
+    # over, and an exact mean over all misses remembered them for hundreds more.
+    skipped, needed = _calibration_schedule(settings)
+    judged = has_prediction & ~explained & (state["count"] > skipped)
     signed = np.where(judged, values - np.where(judged, state["prediction"], 0.0), 0.0)
     miss = np.abs(signed)
     sigmas = miss / np.maximum(yardstick / _MEAN_ABS_PER_SIGMA, _TYPICAL_MIN * std)
-    settled = state["miss_learnt"] >= _MISSES_LEARNT
+    settled = state["miss_learnt"] >= needed
     judges = settled & (_rate(state["tail_events"], state["tail_seen"]) < settings.miss_tail_rate_max)
     big = judged & (sigmas >= settings.miss_tail)
     quiet_before = state["miss_quiet"] >= _EXCURSION_GAP
@@ -929,6 +932,14 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     if settings.miss_fast_window > 0:
         _learn_fast_yardstick(settings, state, signed, judged, learnt, yardstick)
     return np.where(fired, settings.spike_score, 0.0), judges
+
+
+def _calibration_schedule(settings: ScoringSettings) -> tuple[int, int]:
+    """Readings after a reset the calibrated rule learns nothing from, and misses it learns
+    before it judges: ``_SPIKE_SKIP`` and ``_MISSES_LEARNT``, both halved (at most) to fit in
+    a shorter warm-up, so that the rule judges as soon as the warm-up ends."""
+    skipped = min(_SPIKE_SKIP, settings.warmup // 2)
+    return skipped, min(_MISSES_LEARNT, max(settings.warmup - skipped, _MISSES_UNCAPPED))
 
 
 def _miss_bound(learnt: np.ndarray, yardstick: np.ndarray) -> np.ndarray:

@@ -588,6 +588,16 @@ def test_the_calibrated_rule_learns_nothing_from_the_settling_readings():
     assert anomaly[:, 0].all()
 
 
+def test_with_a_short_warm_up_the_calibrated_rule_judges_soon_after_it_ends():
+    # It learns nothing from the first 50 readings (half the warm-up) and judges after 50 more
+    # misses, once its tail rate's prior has faded (about 50 readings): from reading ~150, not
+    # ~250 as with the default warm-up's schedule.
+    settings = replace(SETTINGS, warmup=100)
+    values, predictions = seasonal_with_spikes(16, 180, 38, np.full(16, 160), 7.0)  # 5-8.6 sigma
+    _, anomaly, _ = run_scorer(settings, values, predictions)
+    assert anomaly[:, 160].all()  # on the reading itself: the calibrated rule's flag
+
+
 def test_a_sensor_whose_misses_are_often_big_is_left_to_the_rarity_rules():
     values, predictions = noisy(8, 4000, 33)
     values[:, 300::150] += 6.0  # a 6-sigma miss every 150 readings: this sensor's normal
