@@ -937,7 +937,7 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
 def _calibration_schedule(settings: ScoringSettings) -> tuple[int, int]:
     """Readings after a reset the calibrated rule learns nothing from, and misses it learns
     before it judges: ``_SPIKE_SKIP`` and ``_MISSES_LEARNT``, both halved (at most) to fit in
-    a shorter warm-up, so that the rule judges as soon as the warm-up ends."""
+    a shorter warm-up, so that the rule has learnt its yardstick when the warm-up ends."""
     skipped = min(_SPIKE_SKIP, settings.warmup // 2)
     return skipped, min(_MISSES_LEARNT, max(settings.warmup - skipped, _MISSES_UNCAPPED))
 
