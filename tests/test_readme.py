@@ -17,8 +17,8 @@ def test_config_reference_in_readme_matches_the_schema():
 
 def test_readme_opens_with_the_two_commands_that_ci_runs():
     text = README.read_text()
-    commands = [line for line in text.split("```bash", 1)[1].split("```", 1)[0].splitlines()
-                if line and not line.startswith("#")]
+    commands = [line for line in text.split("```bash", 1)[1].split("```", 1)[0].splitlines() if line]
     assert commands == ["bash scripts/demo.sh", "bash scripts/test.sh"]
     ci = (README.parent / ".ci" / "run").read_text().splitlines()
-    assert ci[-1] == commands[1]  # .ci/run runs the README's test command, word for word
+    # .ci/run is the README's test command, word for word, and nothing else
+    assert ci == ["#!/usr/bin/env bash", commands[1]]
