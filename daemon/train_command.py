@@ -40,8 +40,6 @@ def _csv_files(paths: list[Path]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from anomalyd.models.datasets import read_series_csv
     from anomalyd.models.spec import NetworkSpec
     from anomalyd.models.training import TrainingConfig, describe, train
@@ -50,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         units = tuple(int(u) for u in args.units.split(","))
         network = NetworkSpec(units)
+        config = TrainingConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, window=args.window,
+                                learning_rate=args.learning_rate, patience=args.patience,
+                                huber_delta=args.huber_delta)
         series = training_series(args.synthetic, args.length, seed=args.data_seed) if args.synthetic else []
         csv_files = _csv_files(args.csv)
         series += [read_series_csv(path) for path in csv_files]
@@ -58,13 +59,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if len(series) < 2:
         print("anomalyd train: need at least two series (use --synthetic and/or --csv)", file=sys.stderr)
-        return 2
-    try:
-        config = replace(TrainingConfig(), seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
-                         window=args.window, learning_rate=args.learning_rate, patience=args.patience,
-                         huber_delta=args.huber_delta)
-    except ValueError as exc:
-        print(f"anomalyd train: {exc}", file=sys.stderr)
         return 2
     sources = {"synthetic": {"series": args.synthetic, "length": args.length, "seed": args.data_seed},
                "csv": [str(path) for path in csv_files], "command": " ".join(sys.argv)}
