@@ -223,8 +223,8 @@ def test_the_trend_fallback_judges_a_ramp_the_model_lags_on():
     lagging[:, 1:] = values[:, :-1]  # a model that misses every increment (by 1, i.e. 3.3 sigma)
     state = new_state(SETTINGS, 32)
     _, anomaly, _ = run_scorer(SETTINGS, values, lagging, state)
-    # Without the fallback and the spread's cap and floor (the scorer before them).
-    before = ScoringSettings(trend_margin=0.0, typical_spread_cap=1e9, floor_spread=1e9)
+    # Without the fallbacks and the spread's cap and floor (the scorer before them).
+    before = ScoringSettings(trend_margin=0.0, typical_spread_cap=1e9, floor_spread=1e9, smooth_level_gain=0.0)
     _, anomaly_without, _ = run_scorer(before, values, lagging)
     caught = [anomaly[row, p:p + 3].any() for row, p in zip(rows, positions)]
     # Not all: a counter's spike must also "return", and the reading after it carries two
@@ -817,3 +817,35 @@ def test_a_lasting_change_is_still_flagged_after_the_likelihoods_window_has_fill
     assert anomaly[:, 3500:3512].any(axis=1).all()
     assert not anomaly[:, 2 * SHORT_WINDOW:3500].any()
     assert anomaly[:, 3500:3600].sum(axis=1).max() <= 2
+
+
+def test_where_the_predictor_wanders_the_calibrated_rule_judges_against_the_smoothed_level():
+    # A flat sensor whose predictor wanders by 0.9 sigma around the level: it misses by about
+    # 1.35 sigma, against which a 5.5-sigma spike is about 4 of its misses. The smoothed level
+    # misses by about 1.07 sigma, so the spike stands out by 5.
+    rng = np.random.default_rng(40)
+    values, predictions = rng.normal(0.0, 1.0, (16, 1500)), rng.normal(0.0, 0.9, (16, 1500))
+    values[:, 1200] += np.where(values[:, 1200] > 0, 5.5, -5.5)  # at least 5.5 sigma
+    _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[:, 1200].all()
+    assert anomaly[~warmup].sum() - 16 <= 1
+    _, without, _ = run_scorer(replace(SETTINGS, smooth_level_gain=0.0), values, predictions)
+    assert without[:, 1200].sum() <= 10  # judged against the predictor, about half are missed
+
+
+def two_levels(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Readings at 0 or 40 (switching every 100 readings, from reading 50) plus unit noise,
+    predicted by the previous reading (a predictor that only catches up after a switch)."""
+    level = np.where(((np.arange(steps) + 50) // 100) % 2, 40.0, 0.0)
+    values = level + np.random.default_rng(seed).normal(0.0, 1.0, (n, steps))
+    return values, np.concatenate([np.full((n, 1), np.nan), values[:, :-1]], axis=1)
+
+
+def test_a_spike_just_after_a_known_jump_is_flagged():
+    # From the second switch on, each one lands on a known level: no excursion starts there,
+    # and the smoothed level starts afresh at it, so the readings right after are judged.
+    values, predictions = two_levels(16, 2000, 41)
+    values[:, 1454] += np.where(values[:, 1454] > 40.0, 6.0, -6.0)  # four readings after a switch
+    _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
+    assert anomaly[:, 1454].all()
+    assert anomaly[~warmup].sum() - 16 <= 4
