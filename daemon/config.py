@@ -245,16 +245,16 @@ def validate(config: Config) -> Config:
     if config.scoring.warmup < 0 or config.scoring.squash_high <= config.scoring.squash_low:
         raise ConfigError("scoring: warmup must be >= 0 and squash_high > squash_low")
     # 0 turns each of these off (the trend fallback, known jumps, the flat-sensor rules, the
-    # record bypass, the silence, flatline and calibrated miss rules, the fast yardstick, the
-    # smoothed level).
+    # record bypass, the silence, flatline and calibrated miss rules, the fast yardstick).
     _non_negative(config, "scoring.trend_margin", "scoring.jump_tolerance", "scoring.jump_hold",
                   "scoring.spatial_noise_range", "scoring.spatial_noise_error", "scoring.spike_record_bypass",
                   "scoring.gap_factor", "scoring.stuck_readings", "scoring.miss_min",
-                  "scoring.miss_fast_window", "scoring.smooth_margin")
+                  "scoring.miss_fast_window")
     if config.scoring.stuck_readings == 1:
         raise ConfigError("scoring.stuck_readings: 1 would call every reading a flatline; use 2 or more (0: off)")
     _check_likelihood_floors(config.scoring)
-    for key in ("scoring.jump_refine", "scoring.smooth_level_gain", "scoring.smooth_slope_gain"):
+    for key in ("scoring.jump_refine", "scoring.smooth_level_gain", "scoring.smooth_slope_gain",
+                "scoring.smooth_margin"):
         if not 0.0 <= _get(config, key) <= 1.0:
             raise ConfigError(f"{key}: must be between 0 and 1")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

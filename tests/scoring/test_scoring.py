@@ -849,3 +849,38 @@ def test_a_spike_just_after_a_known_jump_is_flagged():
     _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
     assert anomaly[:, 1454].all()
     assert anomaly[~warmup].sum() - 16 <= 4
+
+
+def wandering(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A flat sensor (unit noise) and a predictor that wanders by 0.9 sigma around its level."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, (n, steps)), rng.normal(0.0, 0.9, (n, steps))
+
+
+def test_after_a_long_gap_the_smoothed_level_starts_afresh():
+    # The sensor is 8 sigma higher after a gap that reset its context (no prediction for the
+    # first reading after it); the predictor knows the new level at once.
+    values, predictions = wandering(16, 1500, 43)
+    values[:, 1200:] += 8.0
+    predictions[:, 1200:] += 8.0
+    predictions[:, 1200] = np.nan
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    assert not anomaly[:, 1200:1210].any()
+
+
+def test_switched_off_on_learnt_state_the_smoothed_level_judges_nothing():
+    # State learnt with the smoothed level on (a checkpoint, say), then run with it off: the
+    # level learnt before must have no effect, as if it had never been learnt.
+    values, predictions = wandering(16, 2500, 44)
+    values[:, 2000:] += 1.5  # a move the predictor follows, and a frozen level would not
+    predictions[:, 2000:] += 1.5
+    learnt = new_state(SETTINGS, 16)
+    run_scorer(SETTINGS, values[:, :1500], predictions[:, :1500], learnt)
+    assert np.isfinite(learnt["smooth_prediction"]).all()
+    never = {name: array.copy() for name, array in learnt.items()}
+    never["smooth_prediction"][:], never["smooth_count"][:] = np.nan, 0.0
+    off = replace(SETTINGS, smooth_level_gain=0.0)
+    with_learnt = run_scorer(off, values[:, 1500:], predictions[:, 1500:], learnt)
+    without = run_scorer(off, values[:, 1500:], predictions[:, 1500:], never)
+    for a, b in zip(with_learnt, without):
+        np.testing.assert_array_equal(a, b)
