@@ -420,7 +420,7 @@ def score(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.nd
     _learn_misses(settings, state, values, model, ~explained)
     _learn_differences(settings, state, values, ~explained)
     # A reset of the context (a long gap) leaves no prediction: the level starts afresh too.
-    _learn_smooth(settings, state, values, explained | ~has_prediction, count)
+    _learn_smooth(settings, state, values, explained | ~has_prediction)
     squashed = np.where(has_prediction, squash(settings, relative), 0.0)
     # Typical error learns after scoring, with outliers capped so a spike cannot hide the next.
     capped = np.minimum(error, settings.squash_high * typical)
@@ -523,34 +523,29 @@ def _learn_misses(settings: ScoringSettings, state: dict[str, np.ndarray], value
         state[name] = np.where(both, state[name] + rate * (np.abs(values - prediction) - state[name]), state[name])
 
 
-# Sigma estimates (its running mean miss over 0.8) at which the smoothed fallback's misses are clipped.
-_SMOOTH_CLIP = 4.0
-
-
 def _smoothed(settings: ScoringSettings) -> bool:
     """Whether the calibrated rule may judge against the smoothed level (and so it is learnt)."""
     return settings.smooth_level_gain > 0 and settings.smooth_margin > 0 and settings.miss_min > 0
 
 
 def _learn_smooth(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
-                  restart: np.ndarray, count: np.ndarray) -> None:
+                  restart: np.ndarray) -> None:
     """Move the smoothed fallback on by this reading and make its prediction for the next.
 
     Holt's linear method: the level moves ``smooth_level_gain`` of the way to the reading (the
     mean of the readings since a restart, while that gain is smaller), the slope by
-    ``smooth_slope_gain`` of that. Misses are clipped at ``_SMOOTH_CLIP`` sigma estimates, so a
+    ``smooth_slope_gain`` of that. Misses are clipped at ``_miss_bound`` sigma estimates, so a
     spike barely moves it; two clipped misses of one sign in a row (a new level) or a known
     jump (``restart``) start the level afresh at the reading, keeping the slope (a sawtooth's
-    ramp after its drop). Its running miss learns after the settling readings (``count`` is
-    the row's reading count)."""
+    ramp after its drop). Its running miss learns after the settling readings."""
     if not _smoothed(settings):
         return
     level, slope = state["smooth_level"], state["smooth_slope"]
     prediction = level + slope
     miss = values - np.where(np.isfinite(prediction), prediction, values)
     typical = state["smooth_miss"]
-    bound = np.where(state["smooth_count"] > _MISSES_UNCAPPED, _SMOOTH_CLIP * typical / _MEAN_ABS_PER_SIGMA, np.inf)
-    learnt = np.isfinite(prediction) & ~restart & (count > _SPIKE_SKIP)
+    bound = _miss_bound(state["smooth_count"], typical / _MEAN_ABS_PER_SIGMA)
+    learnt = np.isfinite(prediction) & ~restart & (state["count"] > _SPIKE_SKIP)
     state["smooth_count"] = state["smooth_count"] + learnt
     rate = _ewma_rate(state["smooth_count"], settings.trend_window)
     state["smooth_miss"] = np.where(learnt, typical + rate * (np.minimum(np.abs(miss), bound) - typical), typical)

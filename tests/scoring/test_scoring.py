@@ -819,12 +819,17 @@ def test_a_lasting_change_is_still_flagged_after_the_likelihoods_window_has_fill
     assert anomaly[:, 3500:3600].sum(axis=1).max() <= 2
 
 
+def wandering(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A flat sensor (unit noise) and a predictor that wanders by 0.9 sigma around its level."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, (n, steps)), rng.normal(0.0, 0.9, (n, steps))
+
+
 def test_where_the_predictor_wanders_the_calibrated_rule_judges_against_the_smoothed_level():
     # A flat sensor whose predictor wanders by 0.9 sigma around the level: it misses by about
     # 1.35 sigma, against which a 5.5-sigma spike is about 4 of its misses. The smoothed level
     # misses by about 1.07 sigma, so the spike stands out by 5.
-    rng = np.random.default_rng(40)
-    values, predictions = rng.normal(0.0, 1.0, (16, 1500)), rng.normal(0.0, 0.9, (16, 1500))
+    values, predictions = wandering(16, 1500, 40)
     values[:, 1200] += np.where(values[:, 1200] > 0, 5.5, -5.5)  # at least 5.5 sigma
     _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
     assert anomaly[:, 1200].all()
@@ -849,12 +854,6 @@ def test_a_spike_just_after_a_known_jump_is_flagged():
     _, anomaly, warmup = run_scorer(SETTINGS, values, predictions)
     assert anomaly[:, 1454].all()
     assert anomaly[~warmup].sum() - 16 <= 4
-
-
-def wandering(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A flat sensor (unit noise) and a predictor that wanders by 0.9 sigma around its level."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(0.0, 1.0, (n, steps)), rng.normal(0.0, 0.9, (n, steps))
 
 
 def test_after_a_long_gap_the_smoothed_level_starts_afresh():
