@@ -18,7 +18,7 @@ def test_config_reference_in_readme_matches_the_schema():
 def test_readme_opens_with_the_two_commands_that_ci_runs():
     text = README.read_text()
     commands = [line for line in text.split("```bash", 1)[1].split("```", 1)[0].splitlines() if line]
-    assert commands == ["bash scripts/demo.sh", "bash scripts/test.sh"]
+    assert commands == ["bash scripts/demo.sh", "bash scripts/setup.sh && .venv/bin/python -m pytest"]
     ci = (README.parent / ".ci" / "run").read_text().splitlines()
     # .ci/run is the README's test command, word for word, and nothing else
     assert ci == ["#!/usr/bin/env bash", commands[1]]
