@@ -32,11 +32,35 @@ from .signals import (Family, counter_mean_increment, cycle, ou_coefficients, re
 
 def ideal_predictions(scenario: Scenario) -> list[np.ndarray]:
     """One array per sensor of ``scenario``, aligned with its readings."""
-    if scenario.config is None:
-        raise ValueError("the scenario does not record the fleet configuration that made it")
-    fleet = Fleet(scenario.config)
+    fleet = _fleet(scenario)
     return [_sensor_predictions(fleet, i, ts - scenario.start_ts, values)
             for i, (ts, values) in enumerate(zip(scenario.ts, scenario.values))]
+
+
+def first_visits(scenario: Scenario) -> dict[str, np.ndarray]:
+    """The timestamps at which each regime sensor enters a regime it has not been in since its
+    first reading, by sensor (regime sensors only; an empty array if it never does).
+
+    Normal behaviour, so unlabelled; but a level the sensor has never shown, which no causal
+    detector can tell from a level shift when it happens. The evaluation counts flags there
+    apart (``first_visit_false_alarms``). Regimes follow the normal schedule: during a
+    frequency anomaly, which is labelled, the sensor flaps between them."""
+    fleet = _fleet(scenario)
+    p, seed = fleet.params, fleet.config.seed
+    visits = {}
+    for i, (sensor, ts) in enumerate(zip(scenario.sensor_ids, scenario.ts)):
+        if Family(int(p.family[i])) != Family.REGIME:
+            continue
+        regimes = regime_index(p, np.full(len(ts), i), ts - scenario.start_ts, np.ones(len(ts)), seed)
+        _, first = np.unique(regimes, return_index=True)
+        visits[sensor] = ts[np.sort(first[first > 0])]
+    return visits
+
+
+def _fleet(scenario: Scenario) -> Fleet:
+    if scenario.config is None:
+        raise ValueError("the scenario does not record the fleet configuration that made it")
+    return Fleet(scenario.config)
 
 
 def _sensor_predictions(fleet: Fleet, i: int, t_rel: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -78,4 +102,4 @@ def _matches(fleet: Fleet, s: np.ndarray, k: np.ndarray, t_rel: np.ndarray) -> n
     return np.abs(fleet.ts_rel(s, k) - t_rel) <= 1e-3
 
 
-__all__ = ["ideal_predictions"]
+__all__ = ["first_visits", "ideal_predictions"]

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from anomalyd.simulator.oracle import ideal_predictions
+from anomalyd.simulator.oracle import first_visits, ideal_predictions
 from anomalyd.simulator.scenario import generate_scenario
 from anomalyd.simulator.signals import FAMILY_NAMES
 
@@ -66,3 +66,20 @@ def test_a_scenario_without_its_configuration_is_refused():
     scenario = dataclasses.replace(generate_scenario(3, 60, seed=1), config=None)
     with pytest.raises(ValueError, match="configuration"):
         ideal_predictions(scenario)
+
+
+def test_first_visits_are_where_a_regime_sensor_first_shows_a_level():
+    scenario = generate_scenario(120, 6 * 3600, seed=4, period=5.0, anomaly_rate=0.0)
+    visits = first_visits(scenario)
+    regime = [i for i, family in enumerate(scenario.families) if family == "regime"]
+    assert set(visits) == {scenario.sensor_ids[i] for i in regime} and len(regime) > 10
+    # Cross-checked against the oracle's levels: a reading whose ideal level none before it had.
+    predictions = ideal_predictions(scenario)
+    for i in regime:
+        seen, new = {predictions[i][0]}, []
+        for k, level in enumerate(predictions[i]):
+            if level not in seen:
+                seen.add(level)
+                new.append(k)
+        assert np.array_equal(visits[scenario.sensor_ids[i]], scenario.ts[i][new])
+    assert sum(len(v) for v in visits.values()) > len(regime) / 2  # most switch to a new level
