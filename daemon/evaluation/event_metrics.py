@@ -22,6 +22,11 @@ late, and how many alarms were noise. Definitions used here (all per sensor):
   F1 their harmonic mean. Per kind, recall and delays use that kind's events and precision
   uses that kind's detections against *all* false alarms (false alarms have no kind), while
   flags on other kinds' events count for neither side.
+* **First-visit false alarm**: with ``first_visits`` (per sensor, the timestamps at which it
+  enters a regime it has never been in), a false alarm whose first flag lies in the span of
+  such a moment (as if it were an event that ends where it starts). Normal behaviour that no
+  causal detector can tell from a level shift; counted among the false alarms, and apart in
+  ``first_visit_false_alarms`` and ``precision_without_first_visits`` (None where not given).
 * **Sensor-days** = sum over sensors of (last - first post-warm-up timestamp) / 86400.
 
 Undefined ratios (no events, no alarms, no detections) are ``None`` so the report stays
@@ -90,18 +95,29 @@ def _span_indices(ts: np.ndarray, start: float, end: float, cfg: MatchConfig) ->
     return i0, i1
 
 
-def _count_false_alarms(idx: np.ndarray, ts: np.ndarray, cfg: MatchConfig) -> int:
-    """Group outside-span flag indices into false-alarm events by the merge-gap rule."""
+def _false_alarm_starts(idx: np.ndarray, ts: np.ndarray, cfg: MatchConfig) -> np.ndarray:
+    """Group outside-span flag indices into false-alarm events by the merge-gap rule; returns
+    the index of each one's first flag."""
     if idx.size == 0:
-        return 0
-    gaps_r = np.diff(idx)
-    gaps_s = np.diff(ts[idx])
-    new_alarm = (gaps_r > cfg.merge_gap_readings) & (gaps_s > cfg.merge_gap_s)
-    return 1 + int(new_alarm.sum())
+        return idx
+    new_alarm = (np.diff(idx) > cfg.merge_gap_readings) & (np.diff(ts[idx]) > cfg.merge_gap_s)
+    return idx[np.r_[True, new_alarm]]
 
 
-def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig):
-    """Per-event outcomes and the false-alarm count for one sensor."""
+def _in_spans(ts: np.ndarray, idx: np.ndarray, moments: np.ndarray, cfg: MatchConfig) -> int:
+    """How many of the reading indices ``idx`` lie in the span of a moment (a zero-length event)."""
+    covered = np.zeros(len(ts) + 1, dtype=np.int64)
+    for moment in moments:
+        i0, i1 = _span_indices(ts, float(moment), float(moment), cfg)
+        if i1 >= i0:
+            covered[i0] += 1
+            covered[i1 + 1] -= 1
+    return int((np.cumsum(covered)[:-1][idx] > 0).sum())
+
+
+def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, first_visits=()):
+    """Per-event outcomes, the false-alarm count and how many of those start in the span of one
+    of ``first_visits`` (timestamps), for one sensor."""
     flags = anomaly & ~warmup
     covered = np.zeros(len(ts) + 1, dtype=np.int64)
     outcomes = []
@@ -119,7 +135,8 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig):
                            delay_s=float(ts[first] - float(ev["start_ts"])))
         outcomes.append(out)
     outside = np.flatnonzero(flags & (np.cumsum(covered)[:-1] == 0))
-    return outcomes, _count_false_alarms(outside, ts, cfg)
+    starts = _false_alarm_starts(outside, ts, cfg)
+    return outcomes, len(starts), _in_spans(ts, starts, np.asarray(first_visits, np.float64), cfg)
 
 
 def _sensor_days(ts: np.ndarray, warmup: np.ndarray) -> float:
@@ -169,12 +186,14 @@ def evaluate_events(
     streams: Mapping[str, Any],
     config: MatchConfig = MatchConfig(),
     include_events: bool = False,
+    first_visits: Mapping[str, Any] | None = None,
 ) -> dict:
     """Match labelled events against per-sensor detection streams; return a JSON-able report.
 
     ``streams[sensor]`` has ``ts`` (seconds), ``anomaly`` (bool) and optionally ``warmup``
     (bool) for every scored reading, as a mapping or as attributes. See the module docstring
-    for every definition. With ``include_events`` the report lists each event's outcome.
+    for every definition. With ``include_events`` the report lists each event's outcome; with
+    ``first_visits`` (timestamps by sensor) it counts the false alarms there apart.
     """
     by_sensor: dict[str, list[dict]] = defaultdict(list)
     for label in labels:
@@ -182,7 +201,7 @@ def evaluate_events(
         by_sensor[str(label["sensor"])].append(dict(label))
 
     outcomes: list[tuple[dict, dict]] = []
-    false_alarms, sensor_days = 0, 0.0
+    false_alarms, at_first_visits, sensor_days = 0, 0, 0.0
     for sensor in sorted(set(by_sensor) | set(streams)):
         events = by_sensor.get(sensor, [])
         if sensor not in streams:  # never observed: nothing could have been detected
@@ -190,9 +209,11 @@ def evaluate_events(
             outcomes += [(ev, dict(blank)) for ev in events]
             continue
         ts, anomaly, warmup = _stream_arrays(streams[sensor])
-        sensor_out, fa = _match_sensor(ts, anomaly, warmup, events, config)
+        visits = () if first_visits is None else first_visits.get(sensor, ())
+        sensor_out, fa, fa_at_visits = _match_sensor(ts, anomaly, warmup, events, config, visits)
         outcomes += list(zip(events, sensor_out))
         false_alarms += fa
+        at_first_visits += fa_at_visits
         sensor_days += _sensor_days(ts, warmup)
 
     overall = _summary([o for _, o in outcomes], false_alarms)
@@ -200,6 +221,9 @@ def evaluate_events(
         false_alarms=false_alarms,
         sensor_days=sensor_days,
         false_alarms_per_sensor_day=_ratio(false_alarms, sensor_days),
+        first_visit_false_alarms=None if first_visits is None else at_first_visits,
+        precision_without_first_visits=None if first_visits is None else _ratio(
+            overall["detected"], overall["detected"] + false_alarms - at_first_visits),
     )
     kinds = sorted({str(ev["kind"]) for ev, _ in outcomes})
     report = {
@@ -247,4 +271,7 @@ def render_table(report: Mapping) -> str:
         f"false alarms: {overall['false_alarms']} over {overall['sensor_days']:.3f} sensor-days"
         f" ({dashed(overall['false_alarms_per_sensor_day'], '.3f')} per sensor-day)"
     )
+    if overall.get("first_visit_false_alarms") is not None:
+        lines.append(f"of which at a regime's first visit: {overall['first_visit_false_alarms']}"
+                     f" (precision without them: {dashed(overall['precision_without_first_visits'], '.3f')})")
     return "\n".join(lines)

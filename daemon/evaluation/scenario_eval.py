@@ -62,7 +62,7 @@ PREDICTORS = ("model", "oracle")
 def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSettings = ScoringSettings(),
                       backend: str = "litert", max_gap: float = 86_400.0):
     """Returns (report, scenario, per-sensor scores)."""
-    from anomalyd.simulator.oracle import ideal_predictions
+    from anomalyd.simulator.oracle import first_visits, ideal_predictions
     from anomalyd.simulator.scenario import scenario_from_config
 
     warmup = max(spec.lead_in, scoring.warmup * spec.period)
@@ -79,26 +79,30 @@ def evaluate_scenario(spec: ScenarioSpec, artifact: Artifact, scoring: ScoringSe
     streams = {sensor: {"ts": ts, "anomaly": out.anomaly, "warmup": out.warmup | (ts < judged_from)}
                for sensor, (ts, _), out in zip(ids, series, outputs)}
     labels = [asdict(label) for label in scenario.labels]
-    report = evaluate_events(labels, streams, MatchConfig(tolerance_readings=spec.tolerance_readings))
+    match = MatchConfig(tolerance_readings=spec.tolerance_readings)
+    visits = first_visits(scenario)
+    report = evaluate_events(labels, streams, match, first_visits=visits)
     readings = sum(len(ts) for ts, _ in series)
     report["scenario"] = {**asdict(spec), "kinds": list(spec.kinds), "readings": readings,
                           "readings_per_s": round(readings / seconds), "threshold": scoring.threshold}
     judged = [~stream["warmup"] for stream in streams.values()]
     flagged = sum(int(out.anomaly[mask].sum()) for out, mask in zip(outputs, judged))
     report["scenario"]["flagged_fraction"] = flagged / max(1, sum(int(mask.sum()) for mask in judged))
-    report["by_family"] = by_family(labels, streams, dict(zip(ids, scenario.families)),
-                                    MatchConfig(tolerance_readings=spec.tolerance_readings))
+    report["by_family"] = by_family(labels, streams, dict(zip(ids, scenario.families)), match, visits)
     return report, scenario, dict(zip(ids, outputs))
 
 
-def by_family(labels: list[dict], streams: dict, families: dict[str, str], config: MatchConfig) -> dict:
+def by_family(labels: list[dict], streams: dict, families: dict[str, str], config: MatchConfig,
+              first_visits: dict | None = None) -> dict:
     """The event metrics of each signal family's sensors on their own: where the false alarms
-    and the misses come from. Each family's precision counts only its own false alarms."""
+    and the misses come from. Each family's precision counts only its own false alarms (and
+    ``first_visits``, by sensor, those at a regime's first visit; see ``evaluate_events``)."""
     report = {}
     for family in sorted(set(families.values())):
         sensors = {sensor for sensor, name in families.items() if name == family}
         own = evaluate_events([label for label in labels if label["sensor"] in sensors],
-                              {sensor: stream for sensor, stream in streams.items() if sensor in sensors}, config)
+                              {sensor: stream for sensor, stream in streams.items() if sensor in sensors}, config,
+                              first_visits=first_visits)
         report[family] = {"sensors": len(sensors), **own["overall"],
                           "recall_by_kind": {kind: summary["recall"] for kind, summary in own["by_kind"].items()}}
     return report

@@ -52,8 +52,14 @@ def test_scenario_reports_event_metrics_by_kind_and_plots(tmp_path):
     # Each family's sensors on their own: together they are the whole scenario.
     families = report["by_family"].values()
     assert len(report["by_family"]) >= 3 and sum(f["sensors"] for f in families) == 40
-    for key in ("events", "detected", "false_alarms"):
+    for key in ("events", "detected", "false_alarms", "first_visit_false_alarms"):
         assert sum(f[key] for f in families) == report["overall"][key], key
+    # Flags at a regime's first visit are false alarms, also counted apart.
+    overall = report["overall"]
+    assert 0 <= overall["first_visit_false_alarms"] <= overall["false_alarms"]
+    assert overall["precision_without_first_visits"] == overall["detected"] / (
+        overall["detected"] + overall["false_alarms"] - overall["first_visit_false_alarms"])
+    assert all(f["first_visit_false_alarms"] == 0 for name, f in report["by_family"].items() if name != "regime")
     assert all(0.0 <= r <= 1.0 for f in families for r in f["recall_by_kind"].values() if r is not None)
     pngs = list((tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -103,6 +103,24 @@ def test_false_alarm_merge_gap_in_readings_and_seconds():
     assert report["overall"]["precision"] == 0.0 and report["overall"]["recall"] is None
 
 
+def test_false_alarms_at_first_visits_are_counted_apart():
+    labels, streams = scenario()
+    plain = evaluate_events(labels, streams, CFG)["overall"]
+    assert plain["first_visit_false_alarms"] is None and plain["precision_without_first_visits"] is None
+    # a's burst {30, 31, 33} starts 1 reading after a first visit at index 29 (within the 2
+    # readings' tolerance); its false alarm at 70 is 4 readings after one at 66 (outside), and
+    # b's at 40 is at one; a first visit at 21 falls in the spike's span (a detection, not a
+    # false alarm); c has no stream.
+    visits = {"a": np.array([21 * 60.0, 29 * 60.0, 66 * 60.0]), "b": np.array([40 * 60.0]), "c": np.array([0.0])}
+    report = evaluate_events(labels, streams, CFG, first_visits=visits)
+    overall = report["overall"]
+    assert (overall["false_alarms"], overall["first_visit_false_alarms"]) == (3, 2)
+    assert overall["precision"] == plain["precision"] == 3 / 6
+    assert overall["precision_without_first_visits"] == 3 / 4
+    assert "of which at a regime's first visit: 2 (precision without them: 0.750)" in render_table(report)
+    assert "first visit" not in render_table(evaluate_events(labels, streams, CFG))
+
+
 def test_report_is_json_and_table_is_fixed_width(tmp_path):
     labels, streams = scenario()
     path = tmp_path / "labels.jsonl"
