@@ -51,8 +51,8 @@ def first_visits(scenario: Scenario) -> dict[str, np.ndarray]:
     for i, (sensor, ts) in enumerate(zip(scenario.sensor_ids, scenario.ts)):
         if Family(int(p.family[i])) != Family.REGIME:
             continue
-        regimes = regime_index(p, np.full(len(ts), i), ts - scenario.start_ts, np.ones(len(ts)), seed)
-        _, first = np.unique(regimes, return_index=True)
+        s, _, t_rel = _sample_times(fleet, i, ts - scenario.start_ts)
+        _, first = np.unique(regime_index(p, s, t_rel, np.ones(len(ts)), seed), return_index=True)
         visits[sensor] = ts[np.sort(first[first > 0])]
     return visits
 
@@ -65,8 +65,7 @@ def _fleet(scenario: Scenario) -> Fleet:
 
 def _sensor_predictions(fleet: Fleet, i: int, t_rel: np.ndarray, values: np.ndarray) -> np.ndarray:
     p, seed = fleet.params, fleet.config.seed
-    k = _sample_index(fleet, i, t_rel)
-    s = np.full(len(k), i)
+    s, k, t_rel = _sample_times(fleet, i, t_rel)
     family = Family(int(p.family[i]))
     if family == Family.SEASONAL:
         return seasonal(p, s, t_rel)
@@ -83,6 +82,15 @@ def _sensor_predictions(fleet: Fleet, i: int, t_rel: np.ndarray, values: np.ndar
     noise = p.noise[i] * normal(seed, Stream.SAMPLE_NOISE, s, k - 1)
     reversion, _ = ou_coefficients(p, s, normal_speed, np.zeros(len(k)))
     return p.offset[i] + reversion * (previous - noise - p.offset[i])
+
+
+def _sample_times(fleet: Fleet, i: int, t_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sensor ``i``'s rows, sample indices and exact times (unrounded, as the simulator computed
+    the signal from them) of readings at ``t_rel``: a reading rounded to the millisecond can
+    fall on the other side of a regime switch or a cycle's edge."""
+    k = _sample_index(fleet, i, t_rel)
+    s = np.full(len(k), i)
+    return s, k, fleet.ts_rel(s, k)
 
 
 def _sample_index(fleet: Fleet, i: int, t_rel: np.ndarray) -> np.ndarray:

@@ -108,10 +108,11 @@ def test_false_alarms_at_first_visits_are_counted_apart():
     plain = evaluate_events(labels, streams, CFG)["overall"]
     assert plain["first_visit_false_alarms"] is None and plain["precision_without_first_visits"] is None
     # a's burst {30, 31, 33} starts 1 reading after a first visit at index 29 (within the 2
-    # readings' tolerance); its false alarm at 70 is 4 readings after one at 66 (outside), and
-    # b's at 40 is at one; a first visit at 21 falls in the spike's span (a detection, not a
-    # false alarm); c has no stream.
-    visits = {"a": np.array([21 * 60.0, 29 * 60.0, 66 * 60.0]), "b": np.array([40 * 60.0]), "c": np.array([0.0])}
+    # readings' tolerance) and at another at 30 (still one false alarm); its false alarm at 70
+    # is 4 readings after one at 66 (outside), and b's at 40 is at one; a first visit at 21
+    # falls in the spike's span (a detection, not a false alarm); c has no stream.
+    visits = {"a": np.array([21 * 60.0, 29 * 60.0, 30 * 60.0, 66 * 60.0]), "b": np.array([40 * 60.0]),
+              "c": np.array([0.0])}
     report = evaluate_events(labels, streams, CFG, first_visits=visits)
     overall = report["overall"]
     assert (overall["false_alarms"], overall["first_visit_false_alarms"]) == (3, 2)

@@ -83,3 +83,18 @@ def test_first_visits_are_where_a_regime_sensor_first_shows_a_level():
                 new.append(k)
         assert np.array_equal(visits[scenario.sensor_ids[i]], scenario.ts[i][new])
     assert sum(len(v) for v in visits.values()) > len(regime) / 2  # most switch to a new level
+
+
+def test_the_oracle_knows_the_regime_of_a_reading_just_after_a_switch():
+    # Readings are published rounded to the millisecond; on this scenario one of s00014's
+    # falls within that of a regime switch (reading 8868: level 0.444, noise 0.002), and the
+    # oracle used to place it in the regime before.
+    scenario = generate_scenario(15, 9000, seed=206, period=1.0, anomaly_rate=0.0)
+    predictions = ideal_predictions(scenario)
+    regime = [i for i, family in enumerate(scenario.families) if family == "regime"]
+    assert "s00014" in [scenario.sensor_ids[i] for i in regime]
+    for i in regime:
+        worst = np.max(np.abs(scenario.values[i] - predictions[i])) / scenario.local_sigma[i]
+        assert worst < 6.0, (scenario.sensor_ids[i], worst)
+    visits = first_visits(scenario)["s00014"]
+    assert scenario.ts[scenario.sensor_ids.index("s00014")][8868] in visits
