@@ -838,6 +838,22 @@ def test_where_the_predictor_wanders_the_calibrated_rule_judges_against_the_smoo
     assert without[:, 1200].sum() <= 10  # judged against the predictor, about half are missed
 
 
+def test_a_change_the_predictor_saw_coming_is_no_miss_against_the_smoothed_level():
+    # A square wave between 0 and 8 sigma (edges every 300 readings) whose predictor knows
+    # each edge but wanders by 0.9 sigma: the smoothed level judges for the calibrated rule (it
+    # misses less), yet misses every edge by 8 sigma. Those edges are the predictor's to judge:
+    # it misses them by more than half the rule's minimum only as often as any reading (about
+    # 1 in 20; before, 44 of the 80 edges were flagged). A 5.5-sigma spike is still flagged.
+    values, wander = wandering(16, 1500, 42)
+    level = np.where(((np.arange(1500) - 50) // 300) % 2 == 1, 8.0, 0.0)
+    values, predictions = values + level, wander + level
+    values[:, 1100] += np.where(values[:, 1100] > level[1100], 5.5, -5.5)
+    edges = np.flatnonzero(np.diff(level)) + 1
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions)
+    assert len(edges) == 5 and anomaly[:, edges].sum() <= 8
+    assert anomaly[:, 1100].all()
+
+
 def two_levels(n: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Readings at 0 or 40 (switching every 100 readings, from reading 50) plus unit noise,
     predicted by the previous reading (a predictor that only catches up after a switch)."""
