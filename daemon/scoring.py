@@ -105,12 +105,12 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    on the reading itself, on a sensor whose misses are light-tailed (excursions of
    ``miss_tail`` sigma estimates or more start less than ``miss_tail_rate_max`` times per
    reading), if it starts an excursion (none of the 10 readings before missed by
-   ``miss_tail``; with the smoothed level off, a known jump starts one too). The sigma estimate is the running mean miss in raw
-   units over 0.8 (a Gaussian's mean absolute deviation), not the typical error of 1: that
-   one averages misses each measured in the standard deviation of its own time and
-   overstates the miss where the standard deviation moves, and the rarity and record tests of
-   6 and 7 kept quiet the second and third anomaly of a sensor. On light-tailed sensors a
-   fixed threshold in sigmas is what a demanding user expects. Where this rule judges, the
+   ``miss_tail``; with the smoothed level off, a known jump starts one too). The sigma
+   estimate is the running mean miss in raw units over 0.8 (a Gaussian's mean absolute
+   deviation), not the typical error of 1: that one averages misses each measured in the
+   standard deviation of its own time and overstates the miss where the standard deviation
+   moves, and the rarity and record tests of 6 and 7 kept quiet the second and third anomaly
+   of a sensor. On light-tailed sensors a fixed threshold in sigmas is what a demanding user expects. Where this rule judges, the
    spike and step rules stand aside (they keep learning): on such sensors their rarity tests
    only added noise records as false alarms. After a confirmed step of ``jump_min`` to a new
    level the rule learns its yardstick afresh, since the noise there may differ (regime
@@ -992,20 +992,21 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     much more uncertain it is than usual, ``expected`` the prediction the other rules judge
     against: where the two differ (the smoothed level judges), a reading that ``expected`` came
     within ``_EXPECTED_FRACTION`` of ``miss_min`` of is no miss (nor an excursion, nor a tail
-    event). The smoothed level cannot know
-    a change the network saw coming (a cycle's edge, on time): judged against the ideal
-    predictor without this, cycle sensors made 202 false alarms on the default scenario (seed
-    7), not 45. ``std`` is the sensor's standard deviation (for the yardstick's floor); ``explained`` where a known jump explained the miss: not judged, and,
-    with the smoothed level on, no excursion starts there (the level restarts at the jump, so
-    the readings after it are judged at once: blocking them hid spikes in the ten readings
-    after every edge of a duty cycle); ``restart`` where a step of ``jump_min`` or more was confirmed (a
-    first regime switch, say; a known level is reached by a known jump instead, unless the
-    miss was too small for one), whose noise may differ: the rule
-    learns the yardstick afresh and judges again after as many misses as after a reset
-    (``_calibration_schedule``). Returns to
-    known levels do not relearn (a duty cycle's edges come every few dozen readings, and
-    relearning at each kept the rule off its sensors): they bring back the yardsticks the
-    level had when the sensor last left it (``_move_to_level``).
+    event). The smoothed level cannot know a change the network saw coming (a cycle's edge, on
+    time): judged against the ideal predictor without this, cycle sensors made 202 false alarms
+    on the default scenario (seed 7), not 45.
+
+    ``std`` is the sensor's standard deviation (for the yardstick's floor); ``explained`` where
+    a known jump explained the miss: not judged, and, with the smoothed level on, no excursion
+    starts there (the level restarts at the jump, so the readings after it are judged at once:
+    blocking them hid spikes in the ten readings after every edge of a duty cycle); ``restart``
+    where a step of ``jump_min`` or more was confirmed (a first regime switch, say; a known
+    level is reached by a known jump instead, unless the miss was too small for one), whose
+    noise may differ: the rule learns the yardstick afresh and judges again after as many misses
+    as after a reset (``_calibration_schedule``). Returns to known levels do not relearn (a
+    duty cycle's edges come every few dozen readings, and relearning at each kept the rule off
+    its sensors): they bring back the yardsticks the level had when the sensor last left it
+    (``_move_to_level``).
 
     The yardstick is kept in raw units: the typical error above, a mean of misses each measured
     in the standard deviation of its own time, overstates the miss on sensors whose standard
@@ -1043,9 +1044,10 @@ def _calibrated_miss(settings: ScoringSettings, state: dict[str, np.ndarray], va
     capped = np.minimum(miss, _miss_bound(learnt, typical))
     rate = _ewma_rate(learnt, settings.error_window)
     state["miss_typ"] = np.where(judged, typical + rate * (capped - typical), typical)
-    _learn_bias(state, signed, judged, learnt, yardstick)
+    bound = _miss_bound(learnt, yardstick)
+    _learn_bias(state, signed, judged, learnt, bound)
     if settings.miss_fast_window > 0:
-        _learn_fast_yardstick(settings, state, signed, judged, learnt, yardstick)
+        _learn_fast_yardstick(settings, state, signed, judged, learnt, bound)
     return np.where(fired, settings.spike_score, 0.0), judges
 
 
@@ -1064,20 +1066,20 @@ def _miss_bound(learnt: np.ndarray, yardstick: np.ndarray) -> np.ndarray:
 
 
 def _learn_bias(state: dict[str, np.ndarray], signed: np.ndarray, judged: np.ndarray, learnt: np.ndarray,
-                yardstick: np.ndarray) -> None:
-    """Learn each judged signed miss (within ``_miss_bound``) into the local mean miss, over the
-    last ``_BIAS_WINDOW`` misses; it starts afresh with the slow yardstick."""
-    bound = _miss_bound(learnt, yardstick)
+                bound: np.ndarray) -> None:
+    """Learn each judged signed miss (within ``bound``, the yardstick's ``_miss_bound``) into the
+    local mean miss, over the last ``_BIAS_WINDOW`` misses; it starts afresh with the slow
+    yardstick."""
     bias = state["miss_bias"]
     state["miss_bias"] = np.where(judged, bias + _ewma_rate(learnt, _BIAS_WINDOW) * (np.clip(signed, -bound, bound)
                                                                                      - bias), bias)
 
 
 def _learn_fast_yardstick(settings: ScoringSettings, state: dict[str, np.ndarray], signed: np.ndarray,
-                          judged: np.ndarray, learnt: np.ndarray, yardstick: np.ndarray) -> None:
+                          judged: np.ndarray, learnt: np.ndarray, bound: np.ndarray) -> None:
     """Learn each judged miss's deviation from the local mean miss into the fast yardstick,
-    within ``_miss_bound``; it starts afresh with the slow yardstick (``miss_learnt`` back at 0)."""
-    deviation = np.minimum(np.abs(signed - state["miss_bias"]), _miss_bound(learnt, yardstick))
+    within ``bound``; it starts afresh with the slow yardstick (``miss_learnt`` back at 0)."""
+    deviation = np.minimum(np.abs(signed - state["miss_bias"]), bound)
     fast = state["miss_fast"]
     state["miss_fast"] = np.where(judged, fast + _ewma_rate(learnt, settings.miss_fast_window) * (deviation - fast),
                                   fast)

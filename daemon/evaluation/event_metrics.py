@@ -104,29 +104,26 @@ def _false_alarm_starts(idx: np.ndarray, ts: np.ndarray, cfg: MatchConfig) -> np
     return idx[np.r_[True, new_alarm]]
 
 
-def _in_spans(ts: np.ndarray, idx: np.ndarray, moments: np.ndarray, cfg: MatchConfig) -> int:
-    """How many of the reading indices ``idx`` lie in the span of a moment (a zero-length event)."""
-    covered = np.zeros(len(ts) + 1, dtype=np.int64)
-    for moment in moments:
-        i0, i1 = _span_indices(ts, float(moment), float(moment), cfg)
+def _covered(ts: np.ndarray, spans: Iterable[tuple[float, float]], cfg: MatchConfig) -> np.ndarray:
+    """Which readings lie in the span of any (start, end) pair (see ``_span_indices``)."""
+    count = np.zeros(len(ts) + 1, dtype=np.int64)
+    for start, end in spans:
+        i0, i1 = _span_indices(ts, float(start), float(end), cfg)
         if i1 >= i0:
-            covered[i0] += 1
-            covered[i1 + 1] -= 1
-    return int((np.cumsum(covered)[:-1][idx] > 0).sum())
+            count[i0] += 1
+            count[i1 + 1] -= 1
+    return np.cumsum(count)[:-1] > 0
 
 
 def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, first_visits=()):
     """Per-event outcomes, the false-alarm count and how many of those start in the span of one
     of ``first_visits`` (timestamps), for one sensor."""
     flags = anomaly & ~warmup
-    covered = np.zeros(len(ts) + 1, dtype=np.int64)
     outcomes = []
     for ev in events:
         i0, i1 = _span_indices(ts, float(ev["start_ts"]), float(ev["end_ts"]), cfg)
         out = {"scorable": False, "detected": False, "delay_s": None, "delay_readings": None}
         if i1 >= i0:
-            covered[i0] += 1
-            covered[i1 + 1] -= 1
             out["scorable"] = bool((~warmup[i0 : i1 + 1]).any())
             hits = np.flatnonzero(flags[i0 : i1 + 1])
             if hits.size:
@@ -134,9 +131,11 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, 
                 out.update(detected=True, delay_readings=first - i0,
                            delay_s=float(ts[first] - float(ev["start_ts"])))
         outcomes.append(out)
-    outside = np.flatnonzero(flags & (np.cumsum(covered)[:-1] == 0))
+    outside = np.flatnonzero(flags & ~_covered(ts, [(ev["start_ts"], ev["end_ts"]) for ev in events], cfg))
     starts = _false_alarm_starts(outside, ts, cfg)
-    return outcomes, len(starts), _in_spans(ts, starts, np.asarray(first_visits, np.float64), cfg)
+    # A first visit is a moment: an event that ends where it starts.
+    at_visits = _covered(ts, [(moment, moment) for moment in first_visits], cfg)[starts]
+    return outcomes, len(starts), int(at_visits.sum())
 
 
 def _sensor_days(ts: np.ndarray, warmup: np.ndarray) -> float:
