@@ -27,6 +27,8 @@ late, and how many alarms were noise. Definitions used here (all per sensor):
   such a moment (as if it were an event that ends where it starts). Normal behaviour that no
   causal detector can tell from a level shift; counted among the false alarms, and apart in
   ``first_visit_false_alarms`` and ``precision_without_first_visits`` (None where not given).
+  ``first_visits`` counts those that could have become one: the first reading at or after the
+  moment is judged (not in warm-up) and in no event's span.
 * **Sensor-days** = sum over sensors of (last - first post-warm-up timestamp) / 86400.
 
 Undefined ratios (no events, no alarms, no detections) are ``None`` so the report stays
@@ -116,8 +118,9 @@ def _covered(ts: np.ndarray, spans: Iterable[tuple[float, float]], cfg: MatchCon
 
 
 def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, first_visits=()):
-    """Per-event outcomes, the false-alarm count and how many of those start in the span of one
-    of ``first_visits`` (timestamps), for one sensor."""
+    """Per-event outcomes, the false-alarm count, how many of those start in the span of one of
+    ``first_visits`` (timestamps), and how many first visits could have become one (their
+    reading is judged and in no event's span), for one sensor."""
     flags = anomaly & ~warmup
     outcomes = []
     for ev in events:
@@ -131,11 +134,14 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, 
                 out.update(detected=True, delay_readings=first - i0,
                            delay_s=float(ts[first] - float(ev["start_ts"])))
         outcomes.append(out)
-    outside = np.flatnonzero(flags & ~_covered(ts, [(ev["start_ts"], ev["end_ts"]) for ev in events], cfg))
-    starts = _false_alarm_starts(outside, ts, cfg)
+    in_events = _covered(ts, [(ev["start_ts"], ev["end_ts"]) for ev in events], cfg)
+    starts = _false_alarm_starts(np.flatnonzero(flags & ~in_events), ts, cfg)
     # A first visit is a moment: an event that ends where it starts.
     at_visits = _covered(ts, [(moment, moment) for moment in first_visits], cfg)[starts]
-    return outcomes, len(starts), int(at_visits.sum())
+    reading = np.searchsorted(ts, np.asarray(first_visits, np.float64))  # the first at or after it
+    reading = reading[reading < len(ts)]
+    open_visits = int((~warmup[reading] & ~in_events[reading]).sum())
+    return outcomes, len(starts), int(at_visits.sum()), open_visits
 
 
 def _sensor_days(ts: np.ndarray, warmup: np.ndarray) -> float:
@@ -200,7 +206,7 @@ def evaluate_events(
         by_sensor[str(label["sensor"])].append(dict(label))
 
     outcomes: list[tuple[dict, dict]] = []
-    false_alarms, at_first_visits, sensor_days = 0, 0, 0.0
+    false_alarms, at_first_visits, open_visits, sensor_days = 0, 0, 0, 0.0
     for sensor in sorted(set(by_sensor) | set(streams)):
         events = by_sensor.get(sensor, [])
         if sensor not in streams:  # never observed: nothing could have been detected
@@ -209,10 +215,11 @@ def evaluate_events(
             continue
         ts, anomaly, warmup = _stream_arrays(streams[sensor])
         visits = () if first_visits is None else first_visits.get(sensor, ())
-        sensor_out, fa, fa_at_visits = _match_sensor(ts, anomaly, warmup, events, config, visits)
+        sensor_out, fa, fa_at_visits, judged_visits = _match_sensor(ts, anomaly, warmup, events, config, visits)
         outcomes += list(zip(events, sensor_out))
         false_alarms += fa
         at_first_visits += fa_at_visits
+        open_visits += judged_visits
         sensor_days += _sensor_days(ts, warmup)
 
     overall = _summary([o for _, o in outcomes], false_alarms)
@@ -220,6 +227,7 @@ def evaluate_events(
         false_alarms=false_alarms,
         sensor_days=sensor_days,
         false_alarms_per_sensor_day=_ratio(false_alarms, sensor_days),
+        first_visits=None if first_visits is None else open_visits,
         first_visit_false_alarms=None if first_visits is None else at_first_visits,
         precision_without_first_visits=None if first_visits is None else _ratio(
             overall["detected"], overall["detected"] + false_alarms - at_first_visits),
@@ -272,5 +280,6 @@ def render_table(report: Mapping) -> str:
     )
     if overall.get("first_visit_false_alarms") is not None:
         lines.append(f"of which at a regime's first visit: {overall['first_visit_false_alarms']}"
+                     f" of {overall['first_visits']} judged first visits"
                      f" (precision without them: {dashed(overall['precision_without_first_visits'], '.3f')})")
     return "\n".join(lines)

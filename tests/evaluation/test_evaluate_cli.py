@@ -52,11 +52,12 @@ def test_scenario_reports_event_metrics_by_kind_and_plots(tmp_path):
     # Each family's sensors on their own: together they are the whole scenario.
     families = report["by_family"].values()
     assert len(report["by_family"]) >= 3 and sum(f["sensors"] for f in families) == 40
-    for key in ("events", "detected", "false_alarms", "first_visit_false_alarms"):
+    for key in ("events", "detected", "false_alarms", "first_visit_false_alarms", "first_visits"):
         assert sum(f[key] for f in families) == report["overall"][key], key
     # Flags at a regime's first visit are false alarms, also counted apart.
     overall = report["overall"]
     assert 0 <= overall["first_visit_false_alarms"] <= overall["false_alarms"]
+    assert all(f["first_visits"] == 0 for name, f in report["by_family"].items() if name != "regime")
     assert overall["precision_without_first_visits"] == overall["detected"] / (
         overall["detected"] + overall["false_alarms"] - overall["first_visit_false_alarms"])
     assert all(f["first_visit_false_alarms"] == 0 for name, f in report["by_family"].items() if name != "regime")
