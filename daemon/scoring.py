@@ -18,13 +18,16 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    and a running mean of misses measured in a growing unit lags far behind;
    Known jumps: a sensor that moves between a few levels (regimes it returns to, the two levels
    of a duty cycle, the foot of a sawtooth) misses its prediction by a lot at every such move.
-   The levels at both ends of each big confirmed step (see 7), and the reading at which the
-   spike statistics start, are remembered (four per sensor); a level within half of
-   ``jump_tolerance`` of a known one refines that one instead of taking a slot, so a predictor
-   that keeps missing near one level (the network anticipating a sawtooth's drop) does not
-   fill every slot with copies of it and evict the others (default scenario, seeds 7, 11, 3:
-   false alarms 526 -> 513, 543 -> 539, 586 -> 574, cycle sensors' 161 -> 145 on seed 7;
-   NAB 68.36 -> 68.61; merging within the whole tolerance fused distinct levels: NAB 66.37).
+   The levels at both ends of each big confirmed step (see 7), the reading at which the
+   spike statistics start, and the level the sensor opened on if it was flat and has been
+   left by then (``_remember_opening``: seeds 7, 11, 3, false alarms 443 -> 434, 464 -> 446,
+   472 -> 460, recall unchanged; NAB 67.41 -> 67.32) are remembered (four per sensor); a
+   level within half of ``jump_tolerance`` of a known one refines that one instead of taking
+   a slot, so a predictor that keeps missing near one level (the network anticipating a
+   sawtooth's drop) does not fill every slot with copies of it and evict the others (default
+   scenario, seeds 7, 11, 3: false alarms 526 -> 513, 543 -> 539, 586 -> 574, cycle sensors'
+   161 -> 145 on seed 7; NAB 68.36 -> 68.61; merging within the whole tolerance fused
+   distinct levels: NAB 66.37).
    Each known level keeps the noise yardsticks learnt there (the typical error and the
    calibrated rule's, see 9, each once the sensor stayed long enough to learn them) and a move
    to it brings them back: regimes differ in their noise, and a return to a louder one used to
@@ -341,6 +344,7 @@ def scorer_fields(settings: ScoringSettings) -> dict[str, Field]:
         "jump_yardsticks": Field((_JUMP_LEVELS, len(_LEVEL_YARDSTICKS)), np.float64, np.nan),
         "jump_at": Field((), np.float32, -1.0),
         "jump_since": Field((), np.float32, 0.0),  # readings since the sensor moved to that level
+        "opening": Field((_OPENING,), np.float64, np.nan),  # the sensor's first readings
         "step_sizes": Field((len(_STEP_SIZE_EDGES),), np.float32, 0.0),  # step counts by size, decayed ...
         "step_sizes_at": Field((), np.float64, 0.0),  # ... up to this many live readings
         "step_live": Field((), np.float64, 0.0),  # readings the step statistics have counted
@@ -592,8 +596,10 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     if settings.jump_tolerance <= 0:
         return relative, np.zeros(len(relative), bool)
     state["jump_since"] = state["jump_since"] + 1.0
+    _keep_opening(state, values, count)
     # An ordinary reading only: a spike there must not become a level that explains itself.
     first = (count == _SPIKE_SKIP + 1) & (relative < settings.jump_min)
+    _remember_opening(settings, state, values, first, unit)
     _move_to_level(settings, state, *_remember_levels(settings, state, values, first, unit))
     explained = np.zeros(len(values), bool)
     rows = np.flatnonzero(relative >= settings.jump_min)  # few: only these can be jumps
@@ -610,6 +616,42 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
     explained[hit] = True
     judged[hit] = np.minimum(miss[near], relative[hit])
     return judged, explained
+
+
+# The sensor's first readings, kept until the known levels start (see ``_remember_opening``).
+_OPENING = 10
+# Median absolute deviation per sigma, of a Gaussian and of the difference of two of them.
+_MAD_PER_SIGMA, _MAD_DIFF_PER_SIGMA = 0.6745, 0.9539
+
+
+def _keep_opening(state: dict[str, np.ndarray], values: np.ndarray, count: np.ndarray) -> None:
+    """Keep this reading if it is one of the sensor's first ``_OPENING`` (``count`` counts it)."""
+    early = np.flatnonzero(count <= _OPENING)
+    state["opening"][early, count[early].astype(np.int64) - 1] = values[early]
+
+
+def _remember_opening(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray,
+                      first: np.ndarray, unit: np.ndarray) -> None:
+    """Where the known levels start (``first``), also remember the level the sensor opened on,
+    if its first ``_OPENING`` readings were flat (their spread no wider than twice their noise,
+    both by medians, so one odd reading does not count) and the sensor has left it by
+    more than ``jump_min`` noise sigmas. Without it, a sensor that switched regimes before then
+    took its first return to where it started for a level shift: 13-23 false alarms per seed
+    of the default scenario came from such returns, and duty cycles that opened on a flat
+    raised a few more at their first edges back to it."""
+    rows = np.flatnonzero(first & np.isfinite(state["opening"]).all(axis=1))
+    if not len(rows):
+        return
+    opening = state["opening"][rows]
+    level = np.median(opening, axis=1)
+    spread = np.median(np.abs(opening - level[:, None]), axis=1) / _MAD_PER_SIGMA
+    noise = np.median(np.abs(np.diff(opening, axis=1)), axis=1) / _MAD_DIFF_PER_SIGMA
+    left = (spread <= 2.0 * noise) & (np.abs(values[rows] - level) > settings.jump_min * noise)
+    where = np.zeros(len(values), bool)
+    where[rows[left]] = True
+    levels = np.full(len(values), np.nan)
+    levels[rows] = level
+    _remember_levels(settings, state, levels, where, unit)
 
 
 def _remember_levels(settings: ScoringSettings, state: dict[str, np.ndarray], levels: np.ndarray,

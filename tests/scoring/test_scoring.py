@@ -479,6 +479,27 @@ def test_a_spike_where_the_first_level_is_remembered_does_not_explain_itself():
     assert not (np.abs(state["jump_level"] - 50.0) < 1.0).any()
 
 
+def test_the_level_a_sensor_opened_on_is_known_when_it_comes_back():
+    # Each sensor opens at 0, moves 40 sigma up before its known levels start (_SPIKE_SKIP),
+    # and comes back at reading 600: a return, not a level shift. Half the sensors open on a
+    # ramp instead, whose start is no level to remember.
+    values, predictions = noisy(16, 900, 23)
+    rows = np.arange(16)
+    ramp = rows % 2 == 1
+    values[ramp, :20] += 3.0 * np.arange(20)
+    moves = 30 + 4 * rows
+    for row, move in zip(rows, moves):
+        values[row, move:600] += 40.0
+        predictions[row, move + 1:] = values[row, move:-1]  # the model follows a reading late
+    state = new_state(SETTINGS, 16)
+    _, anomaly, _ = run_scorer(ScoringSettings(warmup=20), values, predictions, state)
+    back = anomaly[:, 600:603].any(axis=1)
+    assert not back[~ramp].any()
+    assert (np.abs(state["jump_level"][~ramp]) < 2.0).any(axis=1).all()
+    # The ramp's start is not remembered: its return is a 40-sigma miss to an unknown level.
+    assert back[ramp].all()
+
+
 def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
     # Bounded noise, so that only the two spikes count in the sensor's spike rate.
     rng = np.random.default_rng(22)
