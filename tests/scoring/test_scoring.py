@@ -353,6 +353,27 @@ def test_a_known_jump_is_judged_against_the_nearest_level_away_from_the_predicti
     assert state["jump_hold"].tolist() == [SETTINGS.jump_hold, SETTINGS.jump_hold, 0, 0]
 
 
+def test_a_steady_ramp_lands_anywhere_within_one_reading_of_its_known_foot():
+    # A sawtooth rising 12 per reading (its smoothed level's sigma estimate 1) whose foot, 0, is
+    # known: the reading after a drop lands 0-12 above the foot, by the phase of the sampling,
+    # which is beyond the tolerance (4) of the foot itself. Rows 2 and 3 rise too slowly to be
+    # a steady ramp (sigma estimate 10), row 4 lands below the foot by more than the tolerance.
+    state = new_state(SETTINGS, 4)
+    state["jump_level"][:, 0] = 0.0
+    state["prediction"] = np.full(4, 400.0)
+    state["smooth_slope"] = np.array([12.0, 12.0, 12.0, 12.0])
+    state["smooth_miss"] = np.array([1.0, 10.0, 10.0, 1.0]) * scoring._MEAN_ABS_PER_SIGMA
+    values = np.array([11.0, 11.0, 3.0, -6.0])
+    unit, count = np.ones(4), np.full(4, 1000.0)
+    _, explained = scoring._known_jump(SETTINGS, state, values, unit, np.abs(values - 400.0), count)
+    assert explained.tolist() == [True, False, True, False]
+    # A landing within the rise leaves the foot where it is; one below it pulls it down.
+    assert state["jump_level"][0, 0] == 0.0
+    _, explained = scoring._known_jump(SETTINGS, state, np.array([-2.0, 0.0, 0.0, 0.0]), unit,
+                                       np.full(4, 400.0), count)
+    assert explained[0] and state["jump_level"][0, 0] == pytest.approx(-2.0 * SETTINGS.jump_refine)
+
+
 def test_a_level_near_a_known_one_refines_it_instead_of_taking_a_slot():
     state = new_state(SETTINGS, 1)
     state["jump_level"][0, :2] = [0.0, 50.0]
