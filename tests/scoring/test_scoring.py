@@ -521,6 +521,26 @@ def test_the_level_a_sensor_opened_on_is_known_when_it_comes_back():
     assert back[ramp].all()
 
 
+def test_a_counter_that_resets_to_zero_is_not_flagged_but_other_falls_are():
+    # Counters rising by 10 +- 3 per reading that reset to 0 at reading 1500; the model follows
+    # one reading late. Rows 4-7 fall to half instead, rows 8-11 are flat at 3,000 (noise 3)
+    # and fall to 0: none of those is a counter's reset.
+    rng = np.random.default_rng(25)
+    increments = np.maximum(rng.normal(10.0, 3.0, (12, 2000)), 0.0)
+    values = np.cumsum(increments, axis=1)
+    values[0:4, 1500:] = np.cumsum(increments[0:4, 1500:], axis=1)
+    values[4:8, 1500:] -= 0.5 * values[4:8, 1499:1500]
+    values[8:12] = 3000.0 + rng.normal(0.0, 3.0, (4, 2000))
+    values[8:12, 1500:] -= 3000.0
+    predictions = np.full(values.shape, np.nan)
+    predictions[:, 1:] = values[:, :-1] + np.where(np.arange(12) < 8, 10.0, 0.0)[:, None]
+    state = new_state(SETTINGS, 12)
+    _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
+    flagged = anomaly[:, 1500:1503].any(axis=1)
+    assert flagged.tolist() == [False] * 4 + [True] * 8
+    assert state["never_fell"].tolist() == [1.0] * 4 + [0.0] * 8
+
+
 def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
     # Bounded noise, so that only the two spikes count in the sensor's spike rate.
     rng = np.random.default_rng(22)
