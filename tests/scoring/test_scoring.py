@@ -332,9 +332,9 @@ def test_anomalies_on_a_sensor_with_known_levels_are_still_seen():
     shifts = [anomaly[row, p:p + 4].any() for row, p in zip(rows, positions + 60)]
     shifts_without = [anomaly_without[row, p:p + 4].any() for row, p in zip(rows, positions + 60)]
     assert np.mean(spikes) >= 0.9
-    # Shifts this small are often below the step record the first 40-sigma moves left (as
-    # without known jumps); what matters here is that none is explained away.
-    assert sum(shifts) >= sum(shifts_without) >= 4
+    # Without known jumps, shifts this small are often below the step record the first
+    # 40-sigma moves left (3 of 16 are caught); with them none is explained away.
+    assert sum(shifts) >= max(sum(shifts_without), 12)
 
 
 def test_a_known_jump_is_judged_against_the_nearest_level_away_from_the_prediction():
