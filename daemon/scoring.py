@@ -35,9 +35,9 @@ Per reading, for every sensor row in the batch at once (all state lives in the r
    513 -> 480, 539 -> 539, 574 -> 552, spikes 0, -0.012, +0.007, level shifts 0, -0.007,
    -0.005; after 8 hours of history 673 -> 653; NAB 68.61 -> 68.12; keeping the typical error
    at every move cost 1.6 NAB points).
-   A sensor that has only ever risen and drops by a jump to within a few increments of 0 is a
-   counter that reset (``_counter_reset``, as Prometheus' ``rate()`` reads a counter), and 0
-   becomes one of its levels (seeds 7, 11, 3: false alarms 426 -> 418, 441 -> 434, 452 -> 450,
+   A sensor that has only ever risen (noise aside) and drops from its previous reading by a
+   jump to within a few increments of 0 is a counter that reset (``_counter_reset``, as
+   Prometheus' ``rate()`` reads a counter), and 0 becomes one of its levels (seeds 7, 11, 3: false alarms 426 -> 418, 441 -> 434, 452 -> 450,
    counters' 38 -> 30 on seed 7; after 24 hours spikes 0.933 / 0.921 / 0.895 -> 0.944 / 0.924
    / 0.909: a reset counted as an excursion kept the calibrated rule off the counter; NAB
    67.32 -> 67.89).
@@ -621,7 +621,7 @@ def _known_jump(settings: ScoringSettings, state: dict[str, np.ndarray], values:
         _land_on_known_levels(settings, state, values, unit, rows, judged, explained)
     # A counter's reset is a jump to 0, which is no known level until it has happened; then it
     # is one (and a sensor that keeps landing there, a sawtooth, is no counter).
-    reset = _counter_reset(settings, state, values, unit, relative, explained)
+    reset = _counter_reset(settings, state, values, unit, explained)
     _move_to_level(settings, state, *_remember_levels(settings, state, values, reset, unit))
     state["jump_hold"][reset] = float(settings.jump_hold)
     judged[reset] = 0.0
@@ -655,19 +655,23 @@ def _land_on_known_levels(settings: ScoringSettings, state: dict[str, np.ndarray
 
 
 def _counter_reset(settings: ScoringSettings, state: dict[str, np.ndarray], values: np.ndarray, unit: np.ndarray,
-                   relative: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Where a counter reset: a sensor that has only ever risen (``never_fell``) drops by a jump
-    (``jump_min`` typical errors or more) to within a few increments of 0, as a packet or
-    energy counter does when its device restarts. Like Prometheus' ``rate()``, the scorer takes
-    that for a reset, not a change of what is counted. Any other fall, a landing on a ``known``
-    level included (a sawtooth's drop), ends ``never_fell``."""
+                   known: np.ndarray) -> np.ndarray:
+    """Where a counter reset: a sensor that has only ever risen (``never_fell``) drops from its
+    previous reading by a jump (``jump_min`` typical errors or more; after a long silence there
+    is no prediction to miss) to within a few increments of 0, as a packet or energy counter
+    does when its device restarts. Like Prometheus' ``rate()``, the scorer takes that for a
+    reset, not a change of what is counted. A small fall (under ``spike_min`` typical errors:
+    noise) ends ``never_fell``, and so does a landing on a ``known`` level (a sawtooth's drop);
+    a big one (a spike, a level shift) is an anomaly of the counter, not the end of it."""
     previous = state["spike_last"]  # NaN after a reset of the context
-    fell = np.isfinite(previous) & (values < previous)
+    drop = np.where(np.isfinite(previous), previous - values, 0.0)
+    fell = drop > 0.0
     increment = np.maximum(state["diff_mean"], 0.0)
     near_zero = (values >= 0.0) & (values <= 2.0 * increment + settings.jump_tolerance * unit)
     reset = fell & ~known & (state["never_fell"] > 0) & (state["diff_mean"] > 0) & near_zero \
-        & (relative >= settings.jump_min)
-    state["never_fell"] = np.where(fell & ~reset, 0.0, state["never_fell"]).astype(np.float32)
+        & (drop >= settings.jump_min * unit)
+    ends = (fell & (drop < settings.spike_min * unit)) | (fell & known)
+    state["never_fell"] = np.where(ends & ~reset, 0.0, state["never_fell"]).astype(np.float32)
     return reset
 
 
@@ -701,7 +705,8 @@ def _remember_opening(settings: ScoringSettings, state: dict[str, np.ndarray], v
     level = np.median(opening, axis=1)
     spread = np.median(np.abs(opening - level[:, None]), axis=1) / _MAD_PER_SIGMA
     noise = np.median(np.abs(np.diff(opening, axis=1)), axis=1) / _MAD_DIFF_PER_SIGMA
-    left = (spread <= 2.0 * noise) & (np.abs(values[rows] - level) > settings.jump_min * noise)
+    # Noise 0 (readings repeated, a placeholder at boot) gives no scale to judge a level by.
+    left = (noise > 0) & (spread <= 2.0 * noise) & (np.abs(values[rows] - level) > settings.jump_min * noise)
     where = np.zeros(len(values), bool)
     where[rows[left]] = True
     levels = np.full(len(values), np.nan)

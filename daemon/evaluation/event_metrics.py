@@ -27,8 +27,8 @@ late, and how many alarms were noise. Definitions used here (all per sensor):
   such a moment (as if it were an event that ends where it starts). Normal behaviour that no
   causal detector can tell from a level shift; counted among the false alarms, and apart in
   ``first_visit_false_alarms`` and ``precision_without_first_visits`` (None where not given).
-  ``first_visits`` counts those that could have become one: the first reading at or after the
-  moment is judged (not in warm-up) and in no event's span.
+  ``first_visits`` counts those that could have become one: their span holds a judged reading
+  (not in warm-up) that is in no event's span.
 * **Sensor-days** = sum over sensors of (last - first post-warm-up timestamp) / 86400.
 
 Undefined ratios (no events, no alarms, no detections) are ``None`` so the report stays
@@ -119,8 +119,8 @@ def _covered(ts: np.ndarray, spans: Iterable[tuple[float, float]], cfg: MatchCon
 
 def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, first_visits=()):
     """Per-event outcomes, the false-alarm count, how many of those start in the span of one of
-    ``first_visits`` (timestamps), and how many first visits could have become one (their
-    reading is judged and in no event's span), for one sensor."""
+    ``first_visits`` (timestamps), and how many first visits could have become one (a judged
+    reading outside every event's span lies in their own span), for one sensor."""
     flags = anomaly & ~warmup
     outcomes = []
     for ev in events:
@@ -138,9 +138,11 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, 
     starts = _false_alarm_starts(np.flatnonzero(flags & ~in_events), ts, cfg)
     # A first visit is a moment: an event that ends where it starts.
     at_visits = _covered(ts, [(moment, moment) for moment in first_visits], cfg)[starts]
-    reading = np.searchsorted(ts, np.asarray(first_visits, np.float64))  # the first at or after it
-    reading = reading[reading < len(ts)]
-    open_visits = int((~warmup[reading] & ~in_events[reading]).sum())
+    judged_outside = ~warmup & ~in_events
+    open_visits = 0
+    for moment in first_visits:
+        i0, i1 = _span_indices(ts, float(moment), float(moment), cfg)
+        open_visits += bool(judged_outside[i0:i1 + 1].any())
     return outcomes, len(starts), int(at_visits.sum()), open_visits
 
 
@@ -280,6 +282,6 @@ def render_table(report: Mapping) -> str:
     )
     if overall.get("first_visit_false_alarms") is not None:
         lines.append(f"of which at a regime's first visit: {overall['first_visit_false_alarms']}"
-                     f" of {overall['first_visits']} judged first visits"
-                     f" (precision without them: {dashed(overall['precision_without_first_visits'], '.3f')})")
+                     f" (first visits judged: {overall['first_visits']};"
+                     f" precision without them: {dashed(overall['precision_without_first_visits'], '.3f')})")
     return "\n".join(lines)

@@ -109,18 +109,19 @@ def test_false_alarms_at_first_visits_are_counted_apart():
     assert plain["first_visit_false_alarms"] is None and plain["precision_without_first_visits"] is None
     # a's burst {30, 31, 33} starts 1 reading after a first visit at index 29 (within the 2
     # readings' tolerance) and at another at 30 (still one false alarm); its false alarm at 70
-    # is 4 readings after one at 66 (outside), and b's at 40 is at one; a first visit at 21
-    # falls in the spike's span (a detection, not a false alarm), one at 5 in warm-up; c has no
-    # stream. So 4 first visits could have become false alarms: a's at 29, 30 and 66, b's at 40.
-    visits = {"a": np.array([5 * 60.0, 21 * 60.0, 29 * 60.0, 30 * 60.0, 66 * 60.0]), "b": np.array([40 * 60.0]),
-              "c": np.array([0.0])}
+    # is 4 readings after one at 66 (outside), and b's at 40 is at one; a first visit at 20
+    # falls in the spike's span (a detection, not a false alarm), one at 5 in warm-up with its
+    # whole span (5-7); c has no stream. So 5 first visits could have become false alarms: a's
+    # at 9 (its span reaches the judged readings 10-11), 29, 30 and 66, b's at 40.
+    visits = {"a": np.array([5 * 60.0, 9 * 60.0, 20 * 60.0, 29 * 60.0, 30 * 60.0, 66 * 60.0]),
+              "b": np.array([40 * 60.0]), "c": np.array([0.0])}
     report = evaluate_events(labels, streams, CFG, first_visits=visits)
     overall = report["overall"]
-    assert (overall["false_alarms"], overall["first_visit_false_alarms"], overall["first_visits"]) == (3, 2, 4)
+    assert (overall["false_alarms"], overall["first_visit_false_alarms"], overall["first_visits"]) == (3, 2, 5)
     assert plain["first_visits"] is None
     assert overall["precision"] == plain["precision"] == 3 / 6
     assert overall["precision_without_first_visits"] == 3 / 4
-    assert ("of which at a regime's first visit: 2 of 4 judged first visits (precision without them: 0.750)"
+    assert ("of which at a regime's first visit: 2 (first visits judged: 5; precision without them: 0.750)"
             in render_table(report))
     assert "first visit" not in render_table(evaluate_events(labels, streams, CFG))
 

@@ -519,26 +519,42 @@ def test_the_level_a_sensor_opened_on_is_known_when_it_comes_back():
     assert (np.abs(state["jump_level"][~ramp]) < 2.0).any(axis=1).all()
     # The ramp's start is not remembered: its return is a 40-sigma miss to an unknown level.
     assert back[ramp].all()
+    # Nor are readings repeated at boot (no noise to judge a level by).
+    values, predictions = noisy(2, 200, 26)
+    values[:, :10] = 0.0
+    values[:, 10:] += 50.0
+    predictions[:, 11:] = 50.0
+    state = new_state(SETTINGS, 2)
+    run_scorer(ScoringSettings(warmup=20), values, predictions, state)
+    assert not (np.abs(state["jump_level"]) < 2.0).any()
 
 
 def test_a_counter_that_resets_to_zero_is_not_flagged_but_other_falls_are():
     # Counters rising by 10 +- 3 per reading that reset to 0 at reading 1500; the model follows
     # one reading late. Rows 4-7 fall to half instead, rows 8-11 are flat at 3,000 (noise 3)
-    # and fall to 0: none of those is a counter's reset.
+    # and fall to 0: none of those is a counter's reset. Rows 12-15 are counters with a
+    # downward spike at 1200 before their reset (an anomaly of the counter, not the end of
+    # it), and rows 16-19 reset after a silence that left no prediction.
     rng = np.random.default_rng(25)
-    increments = np.maximum(rng.normal(10.0, 3.0, (12, 2000)), 0.0)
+    increments = np.maximum(rng.normal(10.0, 3.0, (20, 2000)), 0.0)
     values = np.cumsum(increments, axis=1)
-    values[0:4, 1500:] = np.cumsum(increments[0:4, 1500:], axis=1)
+    resets = np.r_[0:4, 12:20]
+    values[resets, 1500:] = np.cumsum(increments[resets, 1500:], axis=1)
     values[4:8, 1500:] -= 0.5 * values[4:8, 1499:1500]
     values[8:12] = 3000.0 + rng.normal(0.0, 3.0, (4, 2000))
     values[8:12, 1500:] -= 3000.0
+    values[12:16, 1200] -= 40.0
     predictions = np.full(values.shape, np.nan)
-    predictions[:, 1:] = values[:, :-1] + np.where(np.arange(12) < 8, 10.0, 0.0)[:, None]
-    state = new_state(SETTINGS, 12)
+    predictions[:, 1:] = values[:, :-1] + np.where(np.arange(20) < 8, 10.0, 0.0)[:, None]
+    predictions[12:20, 1:] += 10.0
+    predictions[16:20, 1500] = np.nan
+    state = new_state(SETTINGS, 20)
     _, anomaly, _ = run_scorer(SETTINGS, values, predictions, state)
     flagged = anomaly[:, 1500:1503].any(axis=1)
-    assert flagged.tolist() == [False] * 4 + [True] * 8
-    assert state["never_fell"].tolist() == [1.0] * 4 + [0.0] * 8
+    assert flagged.tolist() == [False] * 4 + [True] * 8 + [False] * 8
+    assert anomaly[12:16, 1200:1203].any(axis=1).all()  # the spike is still seen
+    # Only noise's small falls end a sensor's life as a counter.
+    assert state["never_fell"].tolist() == [1.0] * 8 + [0.0] * 4 + [1.0] * 8
 
 
 def test_a_second_big_spike_is_flagged_though_the_first_was_bigger():
