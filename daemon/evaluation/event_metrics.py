@@ -106,11 +106,11 @@ def _false_alarm_starts(idx: np.ndarray, ts: np.ndarray, cfg: MatchConfig) -> np
     return idx[np.r_[True, new_alarm]]
 
 
-def _covered(ts: np.ndarray, spans: Iterable[tuple[float, float]], cfg: MatchConfig) -> np.ndarray:
-    """Which readings lie in the span of any (start, end) pair (see ``_span_indices``)."""
-    count = np.zeros(len(ts) + 1, dtype=np.int64)
-    for start, end in spans:
-        i0, i1 = _span_indices(ts, float(start), float(end), cfg)
+def _covered(n: int, spans: Iterable[tuple[int, int]]) -> np.ndarray:
+    """Which of ``n`` readings lie in any of the inclusive index ``spans`` (from
+    ``_span_indices``; an empty one, i1 < i0, covers none)."""
+    count = np.zeros(n + 1, dtype=np.int64)
+    for i0, i1 in spans:
         if i1 >= i0:
             count[i0] += 1
             count[i1 + 1] -= 1
@@ -122,9 +122,9 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, 
     ``first_visits`` (timestamps), and how many first visits could have become one (a judged
     reading outside every event's span lies in their own span), for one sensor."""
     flags = anomaly & ~warmup
+    event_spans = [_span_indices(ts, float(ev["start_ts"]), float(ev["end_ts"]), cfg) for ev in events]
     outcomes = []
-    for ev in events:
-        i0, i1 = _span_indices(ts, float(ev["start_ts"]), float(ev["end_ts"]), cfg)
+    for ev, (i0, i1) in zip(events, event_spans):
         out = {"scorable": False, "detected": False, "delay_s": None, "delay_readings": None}
         if i1 >= i0:
             out["scorable"] = bool((~warmup[i0 : i1 + 1]).any())
@@ -134,15 +134,13 @@ def _match_sensor(ts, anomaly, warmup, events: list[Mapping], cfg: MatchConfig, 
                 out.update(detected=True, delay_readings=first - i0,
                            delay_s=float(ts[first] - float(ev["start_ts"])))
         outcomes.append(out)
-    in_events = _covered(ts, [(ev["start_ts"], ev["end_ts"]) for ev in events], cfg)
+    in_events = _covered(len(ts), event_spans)
     starts = _false_alarm_starts(np.flatnonzero(flags & ~in_events), ts, cfg)
     # A first visit is a moment: an event that ends where it starts.
-    at_visits = _covered(ts, [(moment, moment) for moment in first_visits], cfg)[starts]
+    visit_spans = [_span_indices(ts, float(moment), float(moment), cfg) for moment in first_visits]
+    at_visits = _covered(len(ts), visit_spans)[starts]
     judged_outside = ~warmup & ~in_events
-    open_visits = 0
-    for moment in first_visits:
-        i0, i1 = _span_indices(ts, float(moment), float(moment), cfg)
-        open_visits += bool(judged_outside[i0:i1 + 1].any())
+    open_visits = sum(bool(judged_outside[i0 : i1 + 1].any()) for i0, i1 in visit_spans)
     return outcomes, len(starts), int(at_visits.sum()), open_visits
 
 
