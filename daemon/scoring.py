@@ -638,9 +638,8 @@ def _land_on_known_levels(settings: ScoringSettings, state: dict[str, np.ndarray
     # it is steady (twice the smoothed level's sigma estimate or more per reading).
     slope = state["smooth_slope"][rows] if _smoothed(settings) else np.zeros(len(rows))
     steady = np.abs(slope) >= _STEADY_SLOPE * state["smooth_miss"][rows] / _MEAN_ABS_PER_SIGMA
-    slope = np.where(steady, slope, 0.0)
+    slope = np.where(steady & np.isfinite(slope), slope, 0.0)
     rise = np.stack([np.minimum(slope, 0.0), np.maximum(slope, 0.0)], axis=1)
-    rise = np.where(np.isfinite(rise), rise, 0.0)
     nearest, miss = _nearest_level(state, rows, values, unit, away, rise)
     near = miss <= settings.jump_tolerance
     hit, slot = rows[near], nearest[near]
@@ -670,7 +669,7 @@ def _counter_reset(settings: ScoringSettings, state: dict[str, np.ndarray], valu
     near_zero = (values >= 0.0) & (values <= 2.0 * increment + settings.jump_tolerance * unit)
     reset = fell & ~known & (state["never_fell"] > 0) & (state["diff_mean"] > 0) & near_zero \
         & (drop >= settings.jump_min * unit)
-    ends = (fell & (drop < settings.spike_min * unit)) | (fell & known)
+    ends = fell & ((drop < settings.spike_min * unit) | known)
     state["never_fell"] = np.where(ends & ~reset, 0.0, state["never_fell"]).astype(np.float32)
     return reset
 
